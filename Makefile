@@ -1,0 +1,36 @@
+# Frontdesk: `make demo` to try it, `make test` to check it. Both set everything up first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo serve test lint bench clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(STAMP): pyproject.toml
+	scripts/install.sh "$(PYTHON)" "$(VENV)"
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install Frontdesk with its dev tools
+
+demo: $(STAMP)  ## serve the demo store on http://127.0.0.1:$(PORT)
+	$(BIN)/frontdesk demo --port $(PORT)
+
+test: $(STAMP)  ## lint, then the test suite on SQLite and on a throwaway PostgreSQL
+	$(MAKE) --no-print-directory lint
+	scripts/test.sh
+
+lint: $(STAMP)  ## ruff and mypy --strict
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy src
+
+bench: $(STAMP)  ## turn latency and throughput on the demo store
+	$(BIN)/python benchmarks/turn_latency.py
+
+clean:  ## remove local state (databases under var/) and caches
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The only code that writes state: each action writes, commits, then publishes."""

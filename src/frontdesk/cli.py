@@ -1,0 +1,240 @@
+"""The ``frontdesk`` command: serve, demo, ingest, chat, migrate."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+from frontdesk import __version__
+from frontdesk.company.guidelines import GuidelinesError
+from frontdesk.config import Settings
+from frontdesk.knowledge.documents import KnowledgeError
+
+app = typer.Typer(
+    name="frontdesk",
+    help="Frontdesk: a self-hosted AI front desk for customer service and sales.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+CompanyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--company",
+        help="Company folder with guidelines.yaml and knowledge/ (default: FRONTDESK_COMPANY_DIR).",
+        exists=True,
+        file_okay=False,
+    ),
+]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Folder for the database and keys (default: ./var)."),
+]
+
+
+def _settings(company: Path | None = None, data_dir: Path | None = None) -> Settings:
+    overrides: dict[str, object] = {}
+    if company is not None:
+        overrides["company_dir"] = company
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except Exception as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+async def _ingest(settings: Settings, folder: Path) -> None:
+    from frontdesk.service import Frontdesk
+
+    fd = Frontdesk(settings)
+    await fd.start(load_knowledge=False)
+    try:
+        with _progress() as bar:
+            task = bar.add_task("embedding", total=None)
+
+            def advance(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total or 1)
+
+            report = await fd.ingest(folder, advance)
+    finally:
+        await fd.close()
+    console.print(
+        f"ingested {report.articles} articles ({report.chunks} chunks) from {folder}: "
+        f"{report.embedded} chunks embedded, {report.reused} reused, "
+        f"{report.unchanged_articles} articles unchanged, {report.removed_articles} removed"
+    )
+
+
+@app.command()
+def ingest(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder of Markdown articles (*.md) and FAQ files (*.csv).",
+            exists=True,
+            file_okay=False,
+        ),
+    ],
+    company: CompanyOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Load a folder of articles and FAQs into the knowledge base (only changes re-embed)."""
+    settings = _settings(company, data_dir)
+    try:
+        asyncio.run(_ingest(settings, path))
+    except (KnowledgeError, GuidelinesError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
+def _run_server(settings: Settings, host: str, port: int, ingest_first: Path | None) -> None:
+    import uvicorn
+
+    from frontdesk.api.app import create_app
+
+    if ingest_first is not None:
+        asyncio.run(_ingest(settings, ingest_first))
+    console.print(f"Frontdesk {__version__} on http://{host}:{port}  (API docs: /docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    company: CompanyOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Run the service (REST API, WebSocket chat, widget) with the configured company."""
+    settings = _settings(company, data_dir)
+    try:
+        _run_server(settings, host, port, None)
+    except GuidelinesError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Where the demo database lives.")
+    ] = Path("var/demo"),
+) -> None:
+    """Serve the bundled demo store (Northwind Outfitters) on a local SQLite database."""
+    from frontdesk.demo import demo_settings, demo_store_dir
+
+    settings = demo_settings(data_dir)
+    _run_server(settings, host, port, demo_store_dir() / "knowledge")
+
+
+async def _chat(settings: Settings) -> None:
+    from frontdesk.actions.conversations import (
+        InvalidMessage,
+        MessageTooLong,
+        do_create_conversation,
+        do_receive_customer_message,
+    )
+    from frontdesk.service import Frontdesk
+
+    fd = Frontdesk(settings)
+    await fd.start()
+    try:
+        conversation = await do_create_conversation(fd, "cli")
+        console.print(
+            f"[bold]{fd.guidelines.assistant_name}[/bold]: {fd.guidelines.texts.greeting}\n"
+            "[dim](empty line or Ctrl-D to quit)[/dim]"
+        )
+        while True:
+            try:
+                text = await asyncio.to_thread(input, "you> ")
+            except EOFError:
+                break
+            if not text.strip():
+                break
+            try:
+                result = await do_receive_customer_message(fd, conversation.id, text, None)
+            except (InvalidMessage, MessageTooLong) as exc:
+                console.print(f"[red]{exc}[/red]")
+                continue
+            for reply in result.replies:
+                sources = ", ".join(c.title for c in reply.citations)
+                print(f"{fd.guidelines.assistant_name}> {reply.text}")
+                if sources:
+                    console.print(f"[dim]  source: {sources}  ({result.server_ms:.1f} ms)[/dim]")
+            if result.handoff:
+                console.print("[yellow](handed over to a person)[/yellow]")
+    finally:
+        await fd.close()
+
+
+@app.command()
+def chat(
+    company: CompanyOpt = None,
+    data_dir: DataDirOpt = None,
+    demo_store: Annotated[
+        bool, typer.Option("--demo", help="Chat with the demo store (var/demo).")
+    ] = False,
+) -> None:
+    """Chat with the engine in the terminal, to try answers quickly."""
+    if demo_store:
+        from frontdesk.demo import demo_settings
+
+        settings = demo_settings(data_dir)
+    else:
+        settings = _settings(company, data_dir)
+    asyncio.run(_chat(settings))
+
+
+@app.command()
+def migrate(data_dir: DataDirOpt = None) -> None:
+    """Apply database migrations (the service also does this on start)."""
+    from frontdesk.adapters.store.database import create_engine, schema_revision
+    from frontdesk.adapters.store.database import migrate as run_migrations
+
+    settings = _settings(None, data_dir)
+
+    async def run() -> tuple[str | None, str | None]:
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            await run_migrations(engine)
+            return await schema_revision(engine)
+        finally:
+            await engine.dispose()
+
+    current, head = asyncio.run(run())
+    console.print(f"schema at revision {current} (newest: {head})")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    print(__version__)
+
+
+def main() -> None:
+    app(prog_name="frontdesk")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""The company's own files: guidelines.yaml and the knowledge folder."""

@@ -1,0 +1,186 @@
+"""The guidelines file: voice, rules, texts, escalation, working hours and KPI targets.
+
+One YAML file per company (``guidelines.yaml`` in its folder). Every mistake in it is reported
+with its place in the file, e.g. ``escalation.low_confidence_turns: Input should be ...``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class GuidelinesError(ValueError):
+    """The guidelines file is missing, not YAML, or does not match the schema."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Texts(_Strict):
+    greeting: NonEmpty = "Hi! I'm the virtual assistant. How can I help you today?"
+    fallback: NonEmpty = (
+        "I'm not sure I understood. Could you rephrase, or tell me a little more about what "
+        "you need?"
+    )
+    offer_human: NonEmpty = (
+        "I don't seem to have a good answer for that. Would you like me to connect you with a "
+        "person?"
+    )
+    handoff: NonEmpty = "I'm connecting you with a person now. Someone will reply here shortly."
+    handoff_closed: NonEmpty = (
+        "Our team is away right now. I've passed your conversation on, and a person will reply "
+        "here when we open."
+    )
+    declined_human: NonEmpty = "No problem. What else can I help you with?"
+    thanks: NonEmpty = "You're welcome! Is there anything else I can help you with?"
+
+
+DEFAULT_HUMAN_PATTERNS = (
+    r"\b(talk|speak|chat)\b.{0,30}\b(person|human|agent|someone|somebody|representative|rep|staff)\b",
+    r"\b(real|live|actual)\s+(person|human|agent)\b",
+    r"\b(human|agent|representative|operator)\s*(please|now|pls)?\s*[.!?]*$",
+    r"\bconnect me\b.{0,30}\b(person|human|agent|someone|representative)\b",
+)
+
+DEFAULT_AFFIRMATIVE = (
+    r"^\s*(yes|yeah|yep|yup|sure|ok|okay|please|please do|yes please|go ahead|do it|y)\b"
+)
+DEFAULT_NEGATIVE = r"^\s*(no|nope|nah|no thanks|not now|n)\b"
+
+
+class Escalation(_Strict):
+    human_request_patterns: tuple[NonEmpty, ...] = DEFAULT_HUMAN_PATTERNS
+    low_confidence_turns: int = Field(default=2, ge=1, le=10)
+    affirmative_pattern: NonEmpty = DEFAULT_AFFIRMATIVE
+    negative_pattern: NonEmpty = DEFAULT_NEGATIVE
+
+    @field_validator("human_request_patterns")
+    @classmethod
+    def _compile_all(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in patterns:
+            _compile(pattern)
+        return patterns
+
+    @field_validator("affirmative_pattern", "negative_pattern")
+    @classmethod
+    def _compile_one(cls, pattern: str) -> str:
+        _compile(pattern)
+        return pattern
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression ({exc}): {pattern!r}") from exc
+
+
+_HOURS_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+
+
+class WorkingHours(_Strict):
+    timezone: NonEmpty = "UTC"
+    days: dict[str, str] = Field(
+        default_factory=lambda: {day: "09:00-17:00" for day in DAYS[:5]},
+        description="Day (mon..sun) -> 'HH:MM-HH:MM'. A day left out is closed.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("days")
+    @classmethod
+    def _valid_days(cls, value: dict[str, str]) -> dict[str, str]:
+        for day, hours in value.items():
+            if day not in DAYS:
+                raise ValueError(f"unknown day {day!r}; use one of {', '.join(DAYS)}")
+            match = _HOURS_RE.match(hours)
+            if not match or hours[:5] >= hours[6:]:
+                raise ValueError(f"{day}: hours must look like '09:00-17:30', got {hours!r}")
+        return value
+
+    def is_open(self, when: datetime) -> bool:
+        local = when.astimezone(ZoneInfo(self.timezone))
+        hours = self.days.get(DAYS[local.weekday()])
+        if not hours:
+            return False
+        start = time.fromisoformat(hours[:5])
+        end_text = hours[6:]
+        end = time(23, 59, 59) if end_text == "24:00" else time.fromisoformat(end_text)
+        return start <= local.time().replace(tzinfo=None) < end
+
+
+class KpiTargets(_Strict):
+    first_response_seconds: float = Field(default=5.0, gt=0)
+    csat: float = Field(default=4.2, ge=1, le=5)
+    bot_resolution_rate: float = Field(default=0.6, ge=0, le=1)
+    conversion_rate: float = Field(default=0.03, ge=0, le=1)
+
+
+class Guidelines(_Strict):
+    assistant_name: NonEmpty = "Assistant"
+    company_name: NonEmpty = "our company"
+    brand_voice: str = "Helpful, clear and friendly."
+    tone: tuple[NonEmpty, ...] = ("friendly", "concise")
+    do: tuple[NonEmpty, ...] = ()
+    dont: tuple[NonEmpty, ...] = ()
+    forbidden_phrases: tuple[NonEmpty, ...] = ()
+    glossary: dict[str, str] = Field(default_factory=dict)
+    texts: Texts = Field(default_factory=Texts)
+    escalation: Escalation = Field(default_factory=Escalation)
+    working_hours: WorkingHours = Field(default_factory=WorkingHours)
+    kpi_targets: KpiTargets = Field(default_factory=KpiTargets)
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def parse_guidelines(text: str, source: str = "guidelines.yaml") -> Guidelines:
+    """Validate YAML text; every problem is listed in the error with its place."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise GuidelinesError(f"{source}: not valid YAML: {exc}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise GuidelinesError(f"{source}: the top level must be a mapping of settings")
+    try:
+        return Guidelines.model_validate(data)
+    except ValidationError as exc:
+        lines = [
+            f"  {_location(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
+        ]
+        raise GuidelinesError(
+            f"{source} has {len(lines)} problem(s):\n" + "\n".join(lines)
+        ) from exc
+
+
+def load_guidelines(company_dir: Path | None) -> Guidelines:
+    """The company's guidelines, or the defaults when there is no company folder."""
+    if company_dir is None:
+        return Guidelines()
+    path = company_dir / "guidelines.yaml"
+    if not path.exists():
+        raise GuidelinesError(f"{path}: not found (every company folder needs guidelines.yaml)")
+    return parse_guidelines(path.read_text(encoding="utf-8"), str(path))

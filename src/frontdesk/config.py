@@ -1,0 +1,114 @@
+"""Settings: the only place environment variables and ``frontdesk.toml`` are read.
+
+Precedence, highest first: explicit keyword arguments, ``FRONTDESK_*`` environment
+variables, ``frontdesk.toml`` in the working directory (or the file named by
+``FRONTDESK_CONFIG``), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _toml_path() -> Path:
+    return Path(os.environ.get("FRONTDESK_CONFIG", "frontdesk.toml"))
+
+
+class Settings(BaseSettings):
+    """Every setting Frontdesk reads. Each is documented in docs/configuration.md."""
+
+    model_config = SettingsConfigDict(env_prefix="FRONTDESK_", extra="forbid")
+
+    data_dir: Path = Field(
+        default=Path("var"),
+        description="Folder for the SQLite database, the secret key file and other local state.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy async URL, e.g. postgresql+asyncpg://user:pass@host/db. "
+            "Default: a SQLite file frontdesk.db under data_dir."
+        ),
+    )
+    company_dir: Path | None = Field(
+        default=None,
+        description="The company's folder (guidelines.yaml, knowledge/). None: built-in defaults.",
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description=(
+            "Key for keyed hashes of personal data (pseudonyms). Default: generated once into "
+            "data_dir/secret.key with mode 0600."
+        ),
+    )
+    max_message_chars: int = Field(
+        default=4000, ge=1, description="Longest accepted customer message, in characters."
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest accepted HTTP request body, in bytes."
+    )
+    history_turns: int = Field(
+        default=6, ge=0, description="Recent messages the context stage hands to later stages."
+    )
+    answer_threshold: float = Field(
+        default=0.42,
+        ge=0.0,
+        le=1.0,
+        description="Retrieval confidence at or above which the bot answers from the knowledge.",
+    )
+    retrieval_top_k: int = Field(default=5, ge=1, description="Passages kept after fusion.")
+    embedding_threads: int = Field(
+        default=1, ge=1, description="onnxruntime intra-op threads for the sentence encoder."
+    )
+    cors_origins: list[str] = Field(
+        default=["*"],
+        description="Origins allowed to call the API from a browser (sites embedding the widget).",
+    )
+    log_level: str = Field(default="INFO", description="Python logging level.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=_toml_path()),
+        )
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'frontdesk.db').resolve()}"
+
+    def resolved_secret_key(self) -> bytes:
+        """The pseudonym key: the setting, or a key file created once under data_dir."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(os.urandom(32).hex())
+        return path.read_text().strip().encode()

@@ -1,0 +1,1 @@
+"""Domain types and ports. Imports no web framework, ORM or vendor SDK."""

@@ -1,0 +1,1 @@
+"""Knowledge: loading articles and FAQs, chunking, ingestion and hybrid retrieval."""

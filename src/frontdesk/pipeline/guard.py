@@ -1,0 +1,51 @@
+"""Guard stage: the last check on every reply before a customer sees it.
+
+Extractive answers must be a passage of the cited article, word for word (grounding); no reply
+may contain a forbidden phrase from the guidelines (tone) or personal data (privacy); replies
+are capped in length. A failed check replaces the reply with the fallback text and is recorded
+as an intervention."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from frontdesk.company.guidelines import Guidelines
+from frontdesk.pipeline import privacy
+from frontdesk.pipeline.respond import Draft
+
+MAX_REPLY_CHARS = 1500
+
+
+@dataclass(frozen=True, slots=True)
+class Guarded:
+    draft: Draft
+    interventions: tuple[str, ...]
+
+
+def _fallback(draft: Draft, guidelines: Guidelines) -> Draft:
+    return Draft(text=guidelines.texts.fallback, citations=(), handoff=draft.handoff)
+
+
+def guard(draft: Draft, guidelines: Guidelines, max_chars: int = MAX_REPLY_CHARS) -> Guarded:
+    interventions: list[str] = []
+    if not draft.text.strip():
+        interventions.append("empty")
+        draft = _fallback(draft, guidelines)
+    if draft.citations and (draft.grounded_in is None or draft.text not in draft.grounded_in):
+        interventions.append("grounding")
+        draft = _fallback(draft, guidelines)
+    lowered = draft.text.lower()
+    if any(phrase.lower() in lowered for phrase in guidelines.forbidden_phrases):
+        interventions.append("tone")
+        draft = _fallback(draft, guidelines)
+    if privacy.detect(draft.text):
+        interventions.append("pii")
+        draft = _fallback(draft, guidelines)
+    if len(draft.text) > max_chars:
+        interventions.append("length")
+        cut = draft.text[:max_chars]
+        sentence_end = max(cut.rfind(". "), cut.rfind(".\n"))
+        text = cut[: sentence_end + 1] if sentence_end > max_chars // 2 else cut.rstrip() + "…"
+        draft = replace(draft, text=re.sub(r"\s+$", "", text))
+    return Guarded(draft, tuple(interventions))

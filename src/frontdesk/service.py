@@ -1,0 +1,121 @@
+"""The running service: settings, database, models, knowledge index and bus, built together.
+
+Nothing here is built at import time: ``Frontdesk(settings)`` then ``await start()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from frontdesk.adapters.local_bus import LocalBus
+from frontdesk.adapters.store.database import create_engine, migrate, sessionmaker
+from frontdesk.company.guidelines import Guidelines, load_guidelines
+from frontdesk.config import Settings
+from frontdesk.core.ports import Bus, Embedder
+from frontdesk.knowledge.ingest import IngestReport, Progress, ingest_folder
+from frontdesk.knowledge.retrieval import Retriever
+
+log = logging.getLogger("frontdesk")
+
+
+def default_embedder(settings: Settings) -> Embedder:
+    from frontdesk.adapters.models.onnx_embedder import OnnxEmbedder
+
+    return OnnxEmbedder(threads=settings.embedding_threads)
+
+
+class Frontdesk:
+    """Everything a request needs. Tests build one per test from fresh settings."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        bus: Bus | None = None,
+    ) -> None:
+        self.settings = settings
+        self._embedder = embedder
+        self._owns_embedder = embedder is None
+        self.bus: Bus = bus or LocalBus()
+        self._engine: AsyncEngine | None = None
+        self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self._retriever: Retriever | None = None
+        self.guidelines: Guidelines = Guidelines()
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self.secret = settings.resolved_secret_key()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("Frontdesk.start() has not run")
+        return self._engine
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = default_embedder(self.settings)
+        return self._embedder
+
+    @property
+    def retriever(self) -> Retriever:
+        if self._retriever is None:
+            raise RuntimeError("Frontdesk.start() has not run")
+        return self._retriever
+
+    async def start(self, *, load_knowledge: bool = True) -> None:
+        """Open the database, apply migrations, read the guidelines and load the index."""
+        self.guidelines = load_guidelines(self.settings.company_dir)
+        self._engine = create_engine(self.settings.resolved_database_url)
+        self._sessions = sessionmaker(self._engine)
+        await migrate(self._engine)
+        if load_knowledge:
+            await self.reload_knowledge()
+
+    @property
+    def started(self) -> bool:
+        return self._engine is not None
+
+    async def close(self) -> None:
+        if self._embedder is not None and self._owns_embedder:
+            self._embedder.close()
+            self._embedder = None
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        if self._sessions is None:
+            raise RuntimeError("Frontdesk.start() has not run")
+        async with self._sessions() as session:
+            yield session
+
+    def conversation_lock(self, conversation_id: str) -> asyncio.Lock:
+        """One turn at a time per conversation inside this worker (keeps a burst in order)."""
+        lock = self._locks.get(conversation_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[conversation_id] = lock
+        return lock
+
+    async def reload_knowledge(self) -> None:
+        embedder = await asyncio.to_thread(lambda: self.embedder)
+        async with self.session() as session:
+            self._retriever = await Retriever.load(session, embedder)
+        log.info("knowledge index loaded: %d chunks", self._retriever.size)
+
+    async def ingest(self, folder: Path, progress: Progress | None = None) -> IngestReport:
+        """Bring the knowledge base in line with ``folder`` and reload the index."""
+        embedder = await asyncio.to_thread(lambda: self.embedder)
+        async with self.session() as session, session.begin():
+            report = await ingest_folder(session, folder, embedder, progress)
+        await self.reload_knowledge()
+        return report
