@@ -361,7 +361,7 @@ class Server:
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
-        process.send_signal(signal.SIGINT)
+        process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -429,7 +429,7 @@ def print_report(
     print(f"  date    : {info['date']}")
     if info["frontdesk_env"]:
         print(f"  env     : {', '.join(info['frontdesk_env'])}")
-    started = "fresh data dir, ingest included" if fresh else "existing data dir"
+    started = "new data dir, ingest included" if fresh else "reused data dir"
     print(f"  server  : started in {server.start_s:.1f} s ({started})")
     print()
     header = (
@@ -458,9 +458,9 @@ def print_report(
     for phase in phases:
         extra = []
         if phase.server_cpu_s is not None and phase.wall_s:
-            extra.append(f"server CPU {100 * phase.server_cpu_s / phase.wall_s:.0f}%")
+            extra.append(f"server CPU {phase.server_cpu_s / phase.wall_s:.2f} cores")
         if phase.wall_s:
-            extra.append(f"client CPU {100 * phase.client_cpu_s / phase.wall_s:.0f}%")
+            extra.append(f"client CPU {phase.client_cpu_s / phase.wall_s:.2f} cores")
         cited = 100 * phase.cited / phase.replied if phase.replied else 0.0
         print(
             f"  {phase.name}: {phase.conversations} conversations, {phase.handoffs} handoffs, "
@@ -604,8 +604,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: port {port} is already in use", file=sys.stderr)
         return 2
     scratch = Path(tempfile.mkdtemp(prefix="frontdesk-bench-"))
-    fresh = args.data_dir is None
-    data_dir = scratch / "data" if fresh else args.data_dir.resolve()
+    data_dir = scratch / "data" if args.data_dir is None else args.data_dir.resolve()
+    # A data dir without a database means the server ingests (embeds) everything on start.
+    fresh = not (data_dir / "frontdesk.db").exists()
     server = Server(port, data_dir, scratch / "server.log")
     keep_scratch = False
     # SIGTERM ends the benchmark like Ctrl-C, so the server is stopped on the way out.
@@ -652,7 +653,7 @@ def main(argv: list[str] | None = None) -> int:
                 "warmup": args.warmup,
                 "per_conversation": args.per_conversation,
                 "seed": args.seed,
-                "fresh_data_dir": fresh,
+                "new_data_dir": fresh,
             },
             "server_start_s": round(server.start_s, 3),
             "distinct_texts": len(set(counted)),

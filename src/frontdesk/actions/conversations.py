@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.adapters.store import repository as repo
 from frontdesk.adapters.store.tables import ConversationRow, MessageRow
+from frontdesk.core.ports import Vector
 from frontdesk.core.types import Conversation, ConversationId, Message, Mode, Role, Status, utcnow
 from frontdesk.pipeline import context as context_stage
 from frontdesk.pipeline import privacy
@@ -99,6 +101,24 @@ async def do_receive_customer_message(
     """
     started = time.perf_counter()
     text = check_text(text, fd.settings.max_message_chars)
+    # Text without personal data is stored as it is: its query vector can be computed while
+    # the message is written. Text with personal data is embedded only once pseudonymized.
+    early = None if privacy.detect(text) else asyncio.ensure_future(fd.embedder.embed_one(text))
+    try:
+        return await _turn(fd, conversation_id, text, client_message_id, started, early)
+    finally:
+        if early is not None and not early.done():
+            early.cancel()
+
+
+async def _turn(
+    fd: Frontdesk,
+    conversation_id: ConversationId,
+    text: str,
+    client_message_id: str | None,
+    started: float,
+    early: asyncio.Future[Vector] | None,
+) -> TurnResult:
     async with fd.conversation_lock(conversation_id), fd.session() as session:
         async with session.begin():
             conversation = await _require(session, conversation_id)
@@ -133,7 +153,8 @@ async def do_receive_customer_message(
             await fd.bus.publish(conversation_id, {"type": "message", "message": message.public()})
         if conversation.mode != Mode.BOT.value:
             return _result(conversation, customer, [], started, duplicate=existing is not None)
-        reply, conversation = await _reply(fd, session, conversation_id, customer)
+        vector = early if early is not None and customer.text == text else None
+        reply = await _reply(fd, session, conversation, customer, vector)
     for row in reply:
         await fd.bus.publish(
             conversation_id, {"type": "message", "message": repo.to_message(row).public()}
@@ -148,19 +169,26 @@ async def do_receive_customer_message(
 
 
 async def _reply(
-    fd: Frontdesk, session: AsyncSession, conversation_id: str, customer: MessageRow
-) -> tuple[list[MessageRow], ConversationRow]:
-    """Run context -> understand -> decide -> respond -> guard, then write the reply."""
+    fd: Frontdesk,
+    session: AsyncSession,
+    conversation: ConversationRow,
+    customer: MessageRow,
+    vector: asyncio.Future[Vector] | None,
+) -> list[MessageRow]:
+    """Run context -> understand -> decide -> respond -> guard, then write the reply.
+
+    The caller holds the conversation's lock, so ``conversation`` is current."""
     settings = fd.settings
+    conversation_id = conversation.id
     async with session.begin():
         recent = await repo.recent_messages(session, conversation_id, settings.history_turns + 1)
-        conversation_row = await _require(session, conversation_id)
     context = context_stage.build(
-        repo.to_conversation(conversation_row),
+        repo.to_conversation(conversation),
         [repo.to_message(row) for row in recent if row.id != customer.id],
         settings.history_turns,
     )
-    passages = await fd.retriever.search(customer.text, settings.retrieval_top_k)
+    query_vector = await (vector if vector is not None else fd.embedder.embed_one(customer.text))
+    passages = fd.retriever.search_vector(customer.text, query_vector, settings.retrieval_top_k)
     understanding = understand(customer.text, passages, fd.guidelines)
     decision = decide(context, understanding, fd.guidelines, settings.answer_threshold)
     open_now = fd.guidelines.working_hours.is_open(utcnow())
@@ -211,7 +239,7 @@ async def _reply(
             repo.append_event(
                 session, "handoff_requested", {"reason": decision.reason}, conversation_id
             )
-    return [bot], conversation
+    return [bot]
 
 
 def _result(

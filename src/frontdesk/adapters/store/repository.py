@@ -83,7 +83,7 @@ async def get_conversation(
 ) -> ConversationRow | None:
     query = select(ConversationRow).where(ConversationRow.id == conversation_id)
     if for_update:
-        query = query.with_for_update()
+        query = query.with_for_update().execution_options(populate_existing=True)
     return (await session.execute(query)).scalar_one_or_none()
 
 
