@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,13 +149,18 @@ async def _turn(
                     {"seq": customer.seq, "pii": list(clean.kinds), "chars": len(clean.text)},
                     conversation_id,
                 )
+            recent = (
+                await repo.recent_messages(session, conversation_id, fd.settings.history_turns + 1)
+                if conversation.mode == Mode.BOT.value
+                else []
+            )
         message = repo.to_message(customer)
         if existing is None:
             await fd.bus.publish(conversation_id, {"type": "message", "message": message.public()})
         if conversation.mode != Mode.BOT.value:
             return _result(conversation, customer, [], started, duplicate=existing is not None)
         vector = early if early is not None and customer.text == text else None
-        reply = await _reply(fd, session, conversation, customer, vector)
+        reply = await _reply(fd, session, conversation, customer, recent, vector)
     for row in reply:
         await fd.bus.publish(
             conversation_id, {"type": "message", "message": repo.to_message(row).public()}
@@ -173,6 +179,7 @@ async def _reply(
     session: AsyncSession,
     conversation: ConversationRow,
     customer: MessageRow,
+    recent: Sequence[MessageRow],
     vector: asyncio.Future[Vector] | None,
 ) -> list[MessageRow]:
     """Run context -> understand -> decide -> respond -> guard, then write the reply.
@@ -180,8 +187,6 @@ async def _reply(
     The caller holds the conversation's lock, so ``conversation`` is current."""
     settings = fd.settings
     conversation_id = conversation.id
-    async with session.begin():
-        recent = await repo.recent_messages(session, conversation_id, settings.history_turns + 1)
     context = context_stage.build(
         repo.to_conversation(conversation),
         [repo.to_message(row) for row in recent if row.id != customer.id],
