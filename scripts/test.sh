@@ -17,4 +17,19 @@ else
     echo "PostgreSQL could not be started: its tests will be skipped" >&2
 fi
 
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing Chromium from Debian's packages for the browser tests..." >&2
+        apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2 \
+            || echo "Chromium could not be installed" >&2
+    fi
+    if ! command -v chromium >/dev/null 2>&1; then
+        if [ "${CI:-}" = "true" ]; then
+            echo "Chromium is missing; CI needs it for the browser tests" >&2
+            exit 1
+        fi
+        echo "Chromium is missing: the browser tests will be skipped" >&2
+    fi
+fi
+
 .venv/bin/python -m pytest "$@"

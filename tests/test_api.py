@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+from tests.conftest import open_conversation, say
 
 from frontdesk.service import Frontdesk
-from tests.conftest import open_conversation, say
 
 
 async def test_that_health_answers_ok(client: httpx.AsyncClient) -> None:

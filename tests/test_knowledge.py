@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.conftest import DEMO, SharedEmbedder
 
 from frontdesk.config import Settings
 from frontdesk.knowledge.documents import KnowledgeError, load_folder, parse_markdown
 from frontdesk.service import Frontdesk
-from tests.conftest import DEMO, SharedEmbedder
 
 
 def _write(folder: Path, name: str, content: str) -> None:
@@ -122,3 +122,28 @@ async def test_that_hybrid_retrieval_finds_the_right_article_first(
 ) -> None:
     passages = await frontdesk.retriever.search(question)
     assert passages[0].cite_id == article, [(p.cite_id, p.similarity) for p in passages]
+
+
+async def test_that_a_running_service_picks_up_an_ingest_made_by_another_process(
+    tmp_path: Path, shared_embedder: SharedEmbedder
+) -> None:
+    import asyncio
+
+    folder = tmp_path / "kb"
+    _write(folder, "tents.md", "# Tents\n\nOur tents sleep two people.")
+    settings = Settings(data_dir=tmp_path / "data", secret_key="s", knowledge_refresh_seconds=0.05)
+    serving = Frontdesk(settings, embedder=shared_embedder)
+    await serving.start()
+    other = Frontdesk(settings, embedder=shared_embedder)
+    await other.start(load_knowledge=False)
+    try:
+        assert serving.retriever.size == 0
+        await other.ingest(folder)
+        for _ in range(100):
+            if serving.retriever.size == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert serving.retriever.size == 1
+    finally:
+        await other.close()
+        await serving.close()

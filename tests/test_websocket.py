@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from starlette.testclient import TestClient, WebSocketTestSession
+from tests.conftest import SharedEmbedder
 
 from frontdesk.api.app import create_app
 from frontdesk.config import Settings
 from frontdesk.service import Frontdesk
-from tests.conftest import SharedEmbedder
 
 
 @pytest.fixture

@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     embedding_threads: int = Field(
         default=2, ge=1, description="onnxruntime intra-op threads for the sentence encoder."
     )
+    knowledge_refresh_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description=(
+            "How often a running service checks whether `frontdesk ingest` changed the "
+            "knowledge base, and reloads its index if so. 0 turns the check off."
+        ),
+    )
     cors_origins: list[str] = Field(
         default=["*"],
         description="Origins allowed to call the API from a browser (sites embedding the widget).",

@@ -6,16 +6,19 @@ Nothing here is built at import time: ``Frontdesk(settings)`` then ``await start
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from frontdesk.adapters.local_bus import LocalBus
 from frontdesk.adapters.store.database import create_engine, migrate, sessionmaker
+from frontdesk.adapters.store.tables import ArticleRow
 from frontdesk.company.guidelines import Guidelines, load_guidelines
 from frontdesk.config import Settings
 from frontdesk.core.ports import Bus, Embedder
@@ -48,6 +51,8 @@ class Frontdesk:
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._retriever: Retriever | None = None
+        self._knowledge_signature: tuple[int, str] | None = None
+        self._refresher: asyncio.Task[None] | None = None
         self.guidelines: Guidelines = Guidelines()
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.secret = settings.resolved_secret_key()
@@ -78,12 +83,38 @@ class Frontdesk:
         await migrate(self._engine)
         if load_knowledge:
             await self.reload_knowledge()
+            if self.settings.knowledge_refresh_seconds > 0:
+                self._refresher = asyncio.create_task(self._refresh_knowledge())
+
+    async def _knowledge_version(self) -> tuple[int, str]:
+        async with self.session() as session:
+            count, newest = (
+                await session.execute(
+                    select(func.count(ArticleRow.id), func.max(ArticleRow.updated_at))
+                )
+            ).one()
+        return int(count), str(newest)
+
+    async def _refresh_knowledge(self) -> None:
+        """Reload the index when another process (``frontdesk ingest``) changed the knowledge."""
+        while True:
+            await asyncio.sleep(self.settings.knowledge_refresh_seconds)
+            try:
+                if await self._knowledge_version() != self._knowledge_signature:
+                    await self.reload_knowledge()
+            except Exception:  # keep serving with the index it has
+                log.exception("knowledge refresh failed")
 
     @property
     def started(self) -> bool:
         return self._engine is not None
 
     async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+            self._refresher = None
         if self._embedder is not None and self._owns_embedder:
             self._embedder.close()
             self._embedder = None
@@ -108,8 +139,10 @@ class Frontdesk:
 
     async def reload_knowledge(self) -> None:
         embedder = await asyncio.to_thread(lambda: self.embedder)
+        signature = await self._knowledge_version()
         async with self.session() as session:
             self._retriever = await Retriever.load(session, embedder)
+        self._knowledge_signature = signature
         log.info("knowledge index loaded: %d chunks", self._retriever.size)
 
     async def ingest(self, folder: Path, progress: Progress | None = None) -> IngestReport:

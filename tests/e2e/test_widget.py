@@ -1,0 +1,138 @@
+"""The chat widget in a real browser (Debian's Chromium driven by Playwright) against a real
+server on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from frontdesk.api.app import create_app
+from frontdesk.config import Settings
+from frontdesk.service import Frontdesk
+from tests.conftest import DEMO, SharedEmbedder
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)"
+    ),
+]
+SHOTS = os.environ.get("FRONTDESK_SCREENSHOTS")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def server(sqlite_template: Path, tmp_path: Path, shared_embedder: SharedEmbedder) -> Iterator[str]:
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(sqlite_template, data / "frontdesk.db")
+    settings = Settings(data_dir=data, company_dir=DEMO, secret_key="e2e")
+    app = create_app(frontdesk=Frontdesk(settings, embedder=shared_embedder))
+    port = _free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not instance.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    instance.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def page(server: str) -> Iterator[playwright.Page]:
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        context = browser.new_context(viewport={"width": 1100, "height": 760})
+        tab = context.new_page()
+        outside: list[str] = []
+        tab.on(
+            "request",
+            lambda request: (
+                outside.append(request.url)
+                if not request.url.startswith((server, "data:", "about:"))
+                else None
+            ),
+        )
+        tab.goto(server + "/")
+        yield tab
+        browser.close()
+        assert outside == [], f"the page reached outside the service: {outside}"
+
+
+def _bubbles(page: playwright.Page, role: str) -> playwright.Locator:
+    return page.locator(f'[data-testid="fd-message"][data-role="{role}"]')
+
+
+def test_that_a_customer_gets_a_cited_answer_and_keeps_it_after_a_reload(
+    page: playwright.Page,
+) -> None:
+    page.locator('[data-testid="fd-panel"]').wait_for(state="visible")
+    page.locator('[data-testid="fd-input"]').fill("How long do refunds take?")
+    page.locator('[data-testid="fd-send"]').click()
+    bot = _bubbles(page, "bot").first
+    bot.wait_for(timeout=15_000)
+    assert "business days" in bot.inner_text()
+    assert page.locator('[data-testid="fd-citation"]').first.inner_text().endswith("Refunds")
+    if SHOTS:
+        page.screenshot(path=str(Path(SHOTS) / "widget.png"))
+    page.reload()
+    _bubbles(page, "bot").first.wait_for(timeout=15_000)
+    page.wait_for_timeout(500)
+    assert _bubbles(page, "customer").count() == 1
+    assert _bubbles(page, "bot").count() == 1
+    seqs = page.locator('[data-testid="fd-message"]').evaluate_all(
+        "nodes => nodes.map(n => n.dataset.seq)"
+    )
+    assert seqs == ["1", "2"]
+
+
+def test_that_asking_for_a_person_shows_the_handoff(page: playwright.Page) -> None:
+    page.locator('[data-testid="fd-input"]').fill("can I talk to a person?")
+    page.keyboard.press("Enter")
+    bot = _bubbles(page, "bot").first
+    bot.wait_for(timeout=15_000)
+    assert "person" in bot.inner_text()
+
+
+def test_that_an_oversized_message_shows_an_error_and_keeps_the_text(
+    page: playwright.Page,
+) -> None:
+    box = page.locator('[data-testid="fd-input"]')
+    box.evaluate("(el) => { el.removeAttribute('maxlength'); }")
+    box.fill("x" * 4100)
+    page.locator('[data-testid="fd-send"]').click()
+    error = page.locator('[data-testid="fd-error"]')
+    error.wait_for(state="visible", timeout=10_000)
+    assert error.inner_text().strip()
+    assert len(box.input_value()) == 4100
+    assert _bubbles(page, "customer").count() == 0

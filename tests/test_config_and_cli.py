@@ -1,0 +1,109 @@
+"""Settings from the environment and frontdesk.toml; the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from frontdesk.cli import app
+from frontdesk.config import Settings
+
+runner = CliRunner()
+
+
+def test_that_the_default_database_is_a_sqlite_file_under_the_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FRONTDESK_DATABASE_URL", raising=False)
+    settings = Settings()
+    assert settings.data_dir == Path("var")
+    assert settings.resolved_database_url == f"sqlite+aiosqlite:///{tmp_path}/var/frontdesk.db"
+
+
+def test_that_environment_variables_and_the_toml_file_are_read_in_that_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "frontdesk.toml").write_text(
+        'data_dir = "from-toml"\nmax_message_chars = 100\n', encoding="utf-8"
+    )
+    monkeypatch.setenv("FRONTDESK_MAX_MESSAGE_CHARS", "200")
+    settings = Settings()
+    assert settings.data_dir == Path("from-toml")
+    assert settings.max_message_chars == 200
+    monkeypatch.setenv("FRONTDESK_DATABASE_URL", "postgresql+asyncpg://u@h/db")
+    assert Settings().resolved_database_url == "postgresql+asyncpg://u@h/db"
+
+
+def test_that_an_unknown_setting_in_the_toml_file_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "frontdesk.toml").write_text("max_mesage_chars = 10\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="max_mesage_chars"):
+        Settings()
+
+
+def test_that_the_secret_key_file_is_created_once_and_private(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "d")
+    key = settings.resolved_secret_key()
+    assert key == settings.resolved_secret_key() and len(key) == 64
+    assert (tmp_path / "d" / "secret.key").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("command", ["", "serve", "demo", "ingest", "chat", "migrate"])
+def test_that_every_command_has_help(command: str) -> None:
+    result = runner.invoke(app, [*command.split(), "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_that_ingest_loads_a_folder_and_reports_what_it_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "tents.md").write_text("# Tents\n\nOur tents sleep two people.", encoding="utf-8")
+    result = runner.invoke(app, ["ingest", str(kb), "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 0, result.output
+    assert "ingested 1 articles (1 chunks)" in result.output
+    again = runner.invoke(app, ["ingest", str(kb), "--data-dir", str(tmp_path / "data")])
+    assert "0 chunks embedded, 0 reused, 1 articles unchanged" in again.output
+
+
+def test_that_ingest_explains_a_bad_faq_file(tmp_path: Path) -> None:
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "faq.csv").write_text("q,a\nx,y\n", encoding="utf-8")
+    result = runner.invoke(app, ["ingest", str(kb), "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 1
+    assert "question,answer" in result.output
+
+
+def test_that_the_terminal_chat_answers_and_quits_on_an_empty_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "tents.md").write_text(
+        "# Tents\n\nOur tents sleep two people and weigh 2 kg.", encoding="utf-8"
+    )
+    data = str(tmp_path / "data")
+    assert runner.invoke(app, ["ingest", str(kb), "--data-dir", data]).exit_code == 0
+    result = runner.invoke(
+        app, ["chat", "--data-dir", data], input="how many people fit in a tent?\n\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "Our tents sleep two people" in result.output
+    assert "source: Tents" in result.output
+
+
+def test_that_migrate_reports_the_schema_revision(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["migrate", "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 0, result.output
+    assert "schema at revision 0001 (newest: 0001)" in result.output
