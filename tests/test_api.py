@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+from sqlalchemy.orm import Session
 from tests.conftest import open_conversation, say
 
+from frontdesk.adapters.store import repository as repo
+from frontdesk.core.types import Role
 from frontdesk.service import Frontdesk
 
 
@@ -201,16 +204,16 @@ async def test_that_a_burst_of_concurrent_posts_keeps_each_turn_together_in_orde
 async def test_that_an_interrupted_turn_gets_its_reply_when_the_client_retries(
     client: httpx.AsyncClient, frontdesk: Frontdesk
 ) -> None:
-    from frontdesk.adapters.store import repository as repo
-    from frontdesk.core.types import Role
-
     conversation_id = await open_conversation(client)
-    async with frontdesk.session() as session, session.begin():
-        row = await repo.get_conversation(session, conversation_id)
+
+    def crash_before_replying(session: Session) -> None:
+        row = repo.get_conversation(session, conversation_id)
         assert row is not None
         repo.append_message(
             session, row, Role.CUSTOMER, "Do gift cards expire?", client_message_id="r1"
         )
+
+    await frontdesk.db.run(crash_before_replying)
     retried = await say(client, conversation_id, "Do gift cards expire?", "r1")
     assert retried["duplicate"] is True
     assert len(retried["replies"]) == 1

@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 from tests.conftest import open_conversation, say
 
 from frontdesk.pipeline import privacy
@@ -77,11 +78,12 @@ async def test_that_no_raw_personal_data_reaches_the_database(
     secrets = ["jane.doe@example.com", "4111 1111 1111 1111", "415-555-2671"]
     conversation_id = await open_conversation(client)
     await say(client, conversation_id, f"I'm {secrets[0]}, card {secrets[1]}, phone {secrets[2]}")
-    async with frontdesk.session() as session:
-        dumped = []
-        for table in ("messages", "events", "pseudonyms", "conversations"):
-            rows = (await session.execute(text(f"SELECT * FROM {table}"))).all()
-            dumped.append(repr(rows))
+
+    def dump(session: Session) -> list[str]:
+        tables = ("messages", "events", "pseudonyms", "conversations")
+        return [repr(session.execute(text(f"SELECT * FROM {t}")).all()) for t in tables]
+
+    dumped = await frontdesk.db.run(dump)
     everything = "\n".join(dumped)
     for secret in secrets:
         assert secret not in everything

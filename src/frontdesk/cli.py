@@ -209,18 +209,17 @@ def chat(
 @app.command()
 def migrate(data_dir: DataDirOpt = None) -> None:
     """Apply database migrations (the service also does this on start)."""
-    from frontdesk.adapters.store.database import create_engine, schema_revision
-    from frontdesk.adapters.store.database import migrate as run_migrations
+    from frontdesk.adapters.store.database import Database
 
     settings = _settings(None, data_dir)
 
     async def run() -> tuple[str | None, str | None]:
-        engine = create_engine(settings.resolved_database_url)
+        db = Database(settings.resolved_database_url)
         try:
-            await run_migrations(engine)
-            return await schema_revision(engine)
+            await db.migrate()
+            return await db.schema_revision()
         finally:
-            await engine.dispose()
+            await db.dispose()
 
     current, head = asyncio.run(run())
     console.print(f"schema at revision {current} (newest: {head})")

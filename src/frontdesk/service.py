@@ -9,15 +9,13 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from frontdesk.adapters.local_bus import LocalBus
-from frontdesk.adapters.store.database import create_engine, migrate, sessionmaker
+from frontdesk.adapters.store.database import Database
 from frontdesk.adapters.store.tables import ArticleRow
 from frontdesk.company.guidelines import Guidelines, load_guidelines
 from frontdesk.config import Settings
@@ -34,6 +32,13 @@ def default_embedder(settings: Settings) -> Embedder:
     return OnnxEmbedder(threads=settings.embedding_threads)
 
 
+def _knowledge_version(session: Session) -> tuple[int, str]:
+    count, newest = session.execute(
+        select(func.count(ArticleRow.id), func.max(ArticleRow.updated_at))
+    ).one()
+    return int(count), str(newest)
+
+
 class Frontdesk:
     """Everything a request needs. Tests build one per test from fresh settings."""
 
@@ -48,8 +53,7 @@ class Frontdesk:
         self._embedder = embedder
         self._owns_embedder = embedder is None
         self.bus: Bus = bus or LocalBus()
-        self._engine: AsyncEngine | None = None
-        self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self._db: Database | None = None
         self._retriever: Retriever | None = None
         self._knowledge_signature: tuple[int, str] | None = None
         self._refresher: asyncio.Task[None] | None = None
@@ -58,10 +62,14 @@ class Frontdesk:
         self.secret = settings.resolved_secret_key()
 
     @property
-    def engine(self) -> AsyncEngine:
-        if self._engine is None:
+    def db(self) -> Database:
+        if self._db is None:
             raise RuntimeError("Frontdesk.start() has not run")
-        return self._engine
+        return self._db
+
+    @property
+    def started(self) -> bool:
+        return self._db is not None
 
     @property
     def embedder(self) -> Embedder:
@@ -78,36 +86,12 @@ class Frontdesk:
     async def start(self, *, load_knowledge: bool = True) -> None:
         """Open the database, apply migrations, read the guidelines and load the index."""
         self.guidelines = load_guidelines(self.settings.company_dir)
-        self._engine = create_engine(self.settings.resolved_database_url)
-        self._sessions = sessionmaker(self._engine)
-        await migrate(self._engine)
+        self._db = Database(self.settings.resolved_database_url)
+        await self._db.migrate()
         if load_knowledge:
             await self.reload_knowledge()
             if self.settings.knowledge_refresh_seconds > 0:
                 self._refresher = asyncio.create_task(self._refresh_knowledge())
-
-    async def _knowledge_version(self) -> tuple[int, str]:
-        async with self.session() as session:
-            count, newest = (
-                await session.execute(
-                    select(func.count(ArticleRow.id), func.max(ArticleRow.updated_at))
-                )
-            ).one()
-        return int(count), str(newest)
-
-    async def _refresh_knowledge(self) -> None:
-        """Reload the index when another process (``frontdesk ingest``) changed the knowledge."""
-        while True:
-            await asyncio.sleep(self.settings.knowledge_refresh_seconds)
-            try:
-                if await self._knowledge_version() != self._knowledge_signature:
-                    await self.reload_knowledge()
-            except Exception:  # keep serving with the index it has
-                log.exception("knowledge refresh failed")
-
-    @property
-    def started(self) -> bool:
-        return self._engine is not None
 
     async def close(self) -> None:
         if self._refresher is not None:
@@ -118,16 +102,9 @@ class Frontdesk:
         if self._embedder is not None and self._owns_embedder:
             self._embedder.close()
             self._embedder = None
-        if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
-
-    @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
-        if self._sessions is None:
-            raise RuntimeError("Frontdesk.start() has not run")
-        async with self._sessions() as session:
-            yield session
+        if self._db is not None:
+            await self._db.dispose()
+            self._db = None
 
     def conversation_lock(self, conversation_id: str) -> asyncio.Lock:
         """One turn at a time per conversation inside this worker (keeps a burst in order)."""
@@ -139,16 +116,24 @@ class Frontdesk:
 
     async def reload_knowledge(self) -> None:
         embedder = await asyncio.to_thread(lambda: self.embedder)
-        signature = await self._knowledge_version()
-        async with self.session() as session:
-            self._retriever = await Retriever.load(session, embedder)
+        signature = await self.db.run(_knowledge_version)
+        self._retriever = await Retriever.load(self.db, embedder)
         self._knowledge_signature = signature
         log.info("knowledge index loaded: %d chunks", self._retriever.size)
+
+    async def _refresh_knowledge(self) -> None:
+        """Reload the index when another process (``frontdesk ingest``) changed the knowledge."""
+        while True:
+            await asyncio.sleep(self.settings.knowledge_refresh_seconds)
+            try:
+                if await self.db.run(_knowledge_version) != self._knowledge_signature:
+                    await self.reload_knowledge()
+            except Exception:  # keep serving with the index it has
+                log.exception("knowledge refresh failed")
 
     async def ingest(self, folder: Path, progress: Progress | None = None) -> IngestReport:
         """Bring the knowledge base in line with ``folder`` and reload the index."""
         embedder = await asyncio.to_thread(lambda: self.embedder)
-        async with self.session() as session, session.begin():
-            report = await ingest_folder(session, folder, embedder, progress)
+        report = await ingest_folder(self.db, folder, embedder, progress)
         await self.reload_knowledge()
         return report

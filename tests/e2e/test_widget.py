@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from tests.conftest import DEMO, SharedEmbedder
 
 from frontdesk.api.app import create_app
 from frontdesk.config import Settings
 from frontdesk.service import Frontdesk
-from tests.conftest import DEMO, SharedEmbedder
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")

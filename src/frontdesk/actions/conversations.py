@@ -8,16 +8,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from frontdesk.adapters.store import repository as repo
-from frontdesk.adapters.store.tables import ConversationRow, MessageRow
+from frontdesk.adapters.store.tables import ConversationRow
 from frontdesk.core.ports import Vector
 from frontdesk.core.types import Conversation, ConversationId, Message, Mode, Role, Status, utcnow
 from frontdesk.pipeline import context as context_stage
 from frontdesk.pipeline import privacy
-from frontdesk.pipeline.decide import decide
-from frontdesk.pipeline.guard import guard
+from frontdesk.pipeline.decide import Decision, decide
+from frontdesk.pipeline.guard import Guarded, guard
 from frontdesk.pipeline.respond import respond
 from frontdesk.pipeline.understand import understand
 from frontdesk.service import Frontdesk
@@ -65,31 +65,127 @@ def check_text(text: str, limit: int) -> str:
 
 
 async def do_create_conversation(fd: Frontdesk, channel: str) -> Conversation:
-    async with fd.session() as session, session.begin():
-        row = await repo.create_conversation(session, channel)
+    def work(session: Session) -> Conversation:
+        row = repo.create_conversation(session, channel)
         repo.append_event(session, "conversation_opened", {"channel": channel}, row.id)
-    return repo.to_conversation(row)
+        return repo.to_conversation(row)
+
+    return await fd.db.run(work)
 
 
-async def _require(session: AsyncSession, conversation_id: str) -> ConversationRow:
-    row = await repo.get_conversation(session, conversation_id, for_update=True)
+def _require(session: Session, conversation_id: str) -> ConversationRow:
+    row = repo.get_conversation(session, conversation_id, for_update=True)
     if row is None:
         raise ConversationNotFound(conversation_id)
     return row
 
 
-async def _pseudonymize(
-    fd: Frontdesk, session: AsyncSession, conversation_id: str, text: str
-) -> privacy.Pseudonymized:
-    spans = privacy.detect(text)
-    if not spans:
-        return privacy.Pseudonymized(text, ())
-    keys = [(span.kind, privacy.digest(fd.secret, span.kind, span.value)) for span in spans]
-    numbers = await repo.pseudonym_numbers(session, conversation_id, keys)
-    tokens = {
-        span: privacy.token(span.kind, numbers[key]) for span, key in zip(spans, keys, strict=True)
-    }
-    return privacy.replace(text, spans, tokens)
+@dataclass(frozen=True, slots=True)
+class _Received:
+    """What the first transaction of a turn stored or found."""
+
+    conversation: Conversation
+    message: Message
+    replies: tuple[Message, ...]
+    history: tuple[Message, ...]
+    duplicate: bool
+
+    @property
+    def needs_reply(self) -> bool:
+        return self.conversation.mode is Mode.BOT and not self.replies
+
+
+def _receive(
+    session: Session,
+    conversation_id: str,
+    text: str,
+    client_message_id: str | None,
+    keyed: Sequence[tuple[privacy.Span, tuple[str, str]]],
+    history_turns: int,
+) -> _Received:
+    """Transaction 1: store the pseudonymized message once (idempotent by client id)."""
+    conversation = _require(session, conversation_id)
+    existing = (
+        repo.find_by_client_id(session, conversation_id, client_message_id)
+        if client_message_id
+        else None
+    )
+    if existing is not None:
+        replies = tuple(repo.to_message(r) for r in repo.replies_to(session, existing.id))
+        customer = existing
+    else:
+        replies = ()
+        numbers = repo.pseudonym_numbers(session, conversation_id, [key for _, key in keyed])
+        tokens = {span: privacy.token(span.kind, numbers[key]) for span, key in keyed}
+        clean = privacy.replace(text, [span for span, _ in keyed], tokens)
+        customer = repo.append_message(
+            session,
+            conversation,
+            Role.CUSTOMER,
+            clean.text,
+            client_message_id=client_message_id,
+            meta={"pii": list(clean.kinds)} if clean.kinds else {},
+        )
+        repo.append_event(
+            session,
+            "message_received",
+            {"seq": customer.seq, "pii": list(clean.kinds), "chars": len(clean.text)},
+            conversation_id,
+        )
+    history: tuple[Message, ...] = ()
+    if conversation.mode == Mode.BOT.value and not replies:
+        recent = repo.recent_messages(session, conversation_id, history_turns + 1)
+        history = tuple(repo.to_message(r) for r in recent if r.id != customer.id)
+    return _Received(
+        conversation=repo.to_conversation(conversation),
+        message=repo.to_message(customer),
+        replies=replies,
+        history=history[-history_turns:] if history_turns else (),
+        duplicate=existing is not None,
+    )
+
+
+def _store_reply(
+    session: Session,
+    conversation_id: str,
+    customer: Message,
+    decision: Decision,
+    checked: Guarded,
+    meta: dict[str, Any],
+) -> tuple[Message, Conversation]:
+    """Transaction 2: the bot's reply, the carried state, a handoff, and their events."""
+    conversation = _require(session, conversation_id)
+    bot = repo.append_message(
+        session,
+        conversation,
+        Role.BOT,
+        checked.draft.text,
+        reply_to=customer.id,
+        citations=checked.draft.citations,
+        meta=meta,
+    )
+    conversation.state = decision.state
+    repo.append_event(
+        session,
+        "reply_sent",
+        {
+            "seq": bot.seq,
+            "action": decision.action.value,
+            "confidence": meta["confidence"],
+            "citations": [c.id for c in checked.draft.citations],
+        },
+        conversation_id,
+    )
+    for intervention in checked.interventions:
+        payload = {"check": intervention, "seq": bot.seq}
+        repo.append_event(session, "guard_intervened", payload, conversation_id)
+    if checked.draft.handoff:
+        conversation.mode = Mode.HUMAN.value
+        conversation.status = Status.WAITING.value
+        repo.append_event(
+            session, "handoff_requested", {"reason": decision.reason}, conversation_id
+        )
+    return repo.to_message(bot), repo.to_conversation(conversation)
 
 
 async def do_receive_customer_message(
@@ -102,99 +198,64 @@ async def do_receive_customer_message(
     """
     started = time.perf_counter()
     text = check_text(text, fd.settings.max_message_chars)
-    # Text without personal data is stored as it is: its query vector can be computed while
-    # the message is written. Text with personal data is embedded only once pseudonymized.
-    early = None if privacy.detect(text) else asyncio.ensure_future(fd.embedder.embed_one(text))
+    spans = privacy.detect(text)
+    keyed = [
+        (span, (span.kind, privacy.digest(fd.secret, span.kind, span.value))) for span in spans
+    ]
+    # Text without personal data is stored as it is: its query vector is computed while the
+    # message is written. Text with personal data is embedded only once pseudonymized.
+    early = None if spans else asyncio.ensure_future(fd.embedder.embed_one(text))
     try:
-        return await _turn(fd, conversation_id, text, client_message_id, started, early)
+        async with fd.conversation_lock(conversation_id):
+            received = await fd.db.run(
+                lambda session: _receive(
+                    session,
+                    conversation_id,
+                    text,
+                    client_message_id,
+                    keyed,
+                    fd.settings.history_turns,
+                )
+            )
+            if not received.duplicate:
+                await _publish_message(fd, received.message)
+            if not received.needs_reply:
+                return _result(received, received.conversation, received.replies, started)
+            query = received.message.text
+            vector = await (
+                early if early is not None and query == text else fd.embedder.embed_one(query)
+            )
+            decision, checked, meta = _think(fd, received, vector)
+            reply, conversation = await fd.db.run(
+                lambda session: _store_reply(
+                    session, conversation_id, received.message, decision, checked, meta
+                )
+            )
     finally:
         if early is not None and not early.done():
             early.cancel()
-
-
-async def _turn(
-    fd: Frontdesk,
-    conversation_id: ConversationId,
-    text: str,
-    client_message_id: str | None,
-    started: float,
-    early: asyncio.Future[Vector] | None,
-) -> TurnResult:
-    async with fd.conversation_lock(conversation_id), fd.session() as session:
-        async with session.begin():
-            conversation = await _require(session, conversation_id)
-            existing = (
-                await repo.find_by_client_id(session, conversation_id, client_message_id)
-                if client_message_id
-                else None
-            )
-            if existing is not None:
-                replies = await repo.replies_to(session, existing.id)
-                if replies or conversation.mode != Mode.BOT.value:
-                    return _result(conversation, existing, replies, started, duplicate=True)
-                customer = existing
-            else:
-                clean = await _pseudonymize(fd, session, conversation_id, text)
-                customer = repo.append_message(
-                    session,
-                    conversation,
-                    Role.CUSTOMER,
-                    clean.text,
-                    client_message_id=client_message_id,
-                    meta={"pii": list(clean.kinds)} if clean.kinds else {},
-                )
-                repo.append_event(
-                    session,
-                    "message_received",
-                    {"seq": customer.seq, "pii": list(clean.kinds), "chars": len(clean.text)},
-                    conversation_id,
-                )
-            recent = (
-                await repo.recent_messages(session, conversation_id, fd.settings.history_turns + 1)
-                if conversation.mode == Mode.BOT.value
-                else []
-            )
-        message = repo.to_message(customer)
-        if existing is None:
-            await fd.bus.publish(conversation_id, {"type": "message", "message": message.public()})
-        if conversation.mode != Mode.BOT.value:
-            return _result(conversation, customer, [], started, duplicate=existing is not None)
-        vector = early if early is not None and customer.text == text else None
-        reply = await _reply(fd, session, conversation, customer, recent, vector)
-    for row in reply:
-        await fd.bus.publish(
-            conversation_id, {"type": "message", "message": repo.to_message(row).public()}
-        )
-    handoff = conversation.mode == Mode.HUMAN.value
-    if handoff:
+    await _publish_message(fd, reply)
+    if conversation.mode is Mode.HUMAN:
         await fd.bus.publish(
             conversation_id,
-            {"type": "conversation", "mode": conversation.mode, "status": conversation.status},
+            {
+                "type": "conversation",
+                "mode": conversation.mode.value,
+                "status": conversation.status.value,
+            },
         )
-    return _result(conversation, customer, reply, started, duplicate=existing is not None)
+    return _result(received, conversation, (reply,), started)
 
 
-async def _reply(
-    fd: Frontdesk,
-    session: AsyncSession,
-    conversation: ConversationRow,
-    customer: MessageRow,
-    recent: Sequence[MessageRow],
-    vector: asyncio.Future[Vector] | None,
-) -> list[MessageRow]:
-    """Run context -> understand -> decide -> respond -> guard, then write the reply.
-
-    The caller holds the conversation's lock, so ``conversation`` is current."""
+def _think(
+    fd: Frontdesk, received: _Received, vector: Vector
+) -> tuple[Decision, Guarded, dict[str, Any]]:
+    """context -> understand -> decide -> respond -> guard (pure, in memory)."""
     settings = fd.settings
-    conversation_id = conversation.id
-    context = context_stage.build(
-        repo.to_conversation(conversation),
-        [repo.to_message(row) for row in recent if row.id != customer.id],
-        settings.history_turns,
-    )
-    query_vector = await (vector if vector is not None else fd.embedder.embed_one(customer.text))
-    passages = fd.retriever.search_vector(customer.text, query_vector, settings.retrieval_top_k)
-    understanding = understand(customer.text, passages, fd.guidelines)
+    text = received.message.text
+    context = context_stage.build(received.conversation, received.history, settings.history_turns)
+    passages = fd.retriever.search_vector(text, vector, settings.retrieval_top_k)
+    understanding = understand(text, passages, fd.guidelines)
     decision = decide(context, understanding, fd.guidelines, settings.answer_threshold)
     open_now = fd.guidelines.working_hours.is_open(utcnow())
     draft = respond(decision, understanding, fd.guidelines, open_now=open_now)
@@ -208,69 +269,37 @@ async def _reply(
     }
     if checked.interventions:
         meta["interventions"] = list(checked.interventions)
-    async with session.begin():
-        conversation = await _require(session, conversation_id)
-        bot = repo.append_message(
-            session,
-            conversation,
-            Role.BOT,
-            checked.draft.text,
-            reply_to=customer.id,
-            citations=checked.draft.citations,
-            meta=meta,
-        )
-        conversation.state = decision.state
-        repo.append_event(
-            session,
-            "reply_sent",
-            {
-                "seq": bot.seq,
-                "action": decision.action.value,
-                "confidence": meta["confidence"],
-                "citations": [c.id for c in checked.draft.citations],
-            },
-            conversation_id,
-        )
-        for intervention in checked.interventions:
-            repo.append_event(
-                session,
-                "guard_intervened",
-                {"check": intervention, "seq": bot.seq},
-                conversation_id,
-            )
-        if checked.draft.handoff:
-            conversation.mode = Mode.HUMAN.value
-            conversation.status = Status.WAITING.value
-            repo.append_event(
-                session, "handoff_requested", {"reason": decision.reason}, conversation_id
-            )
-    return [bot]
+    return decision, checked, meta
+
+
+async def _publish_message(fd: Frontdesk, message: Message) -> None:
+    await fd.bus.publish(message.conversation_id, {"type": "message", "message": message.public()})
 
 
 def _result(
-    conversation: ConversationRow,
-    customer: MessageRow,
-    replies: Any,
+    received: _Received,
+    conversation: Conversation,
+    replies: Sequence[Message],
     started: float,
-    *,
-    duplicate: bool,
 ) -> TurnResult:
     return TurnResult(
-        message=repo.to_message(customer),
-        replies=tuple(repo.to_message(row) for row in replies),
-        handoff=conversation.mode == Mode.HUMAN.value,
-        duplicate=duplicate,
+        message=received.message,
+        replies=tuple(replies),
+        handoff=conversation.mode is Mode.HUMAN,
+        duplicate=received.duplicate,
         server_ms=(time.perf_counter() - started) * 1000,
-        conversation=repo.to_conversation(conversation),
+        conversation=conversation,
     )
 
 
 async def get_conversation_with_messages(
     fd: Frontdesk, conversation_id: str, after_seq: int = 0
 ) -> tuple[Conversation, list[Message]]:
-    async with fd.session() as session:
-        row = await repo.get_conversation(session, conversation_id)
+    def work(session: Session) -> tuple[Conversation, list[Message]]:
+        row = repo.get_conversation(session, conversation_id)
         if row is None:
             raise ConversationNotFound(conversation_id)
-        messages = await repo.messages_after(session, conversation_id, after_seq)
+        messages = repo.messages_after(session, conversation_id, after_seq)
         return repo.to_conversation(row), [repo.to_message(m) for m in messages]
+
+    return await fd.db.run(work)

@@ -10,8 +10,9 @@ import bm25s
 import numpy as np
 import Stemmer
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
+from frontdesk.adapters.store.database import Database
 from frontdesk.adapters.store.tables import ChunkRow
 from frontdesk.core.ports import Embedder, Vector
 from frontdesk.core.types import ArticleId, ChunkId, Passage
@@ -62,13 +63,16 @@ class Retriever:
         return len(self._chunks)
 
     @classmethod
-    async def load(cls, session: AsyncSession, embedder: Embedder) -> Retriever:
-        rows = (
-            (await session.execute(select(ChunkRow).order_by(ChunkRow.article_id, ChunkRow.ord)))
-            .scalars()
-            .all()
-        )
-        rows = [row for row in rows if row.embedder == embedder.name]
+    async def load(cls, db: Database, embedder: Embedder) -> Retriever:
+        def read(session: Session) -> list[ChunkRow]:
+            query = (
+                select(ChunkRow)
+                .where(ChunkRow.embedder == embedder.name)
+                .order_by(ChunkRow.article_id, ChunkRow.ord)
+            )
+            return list(session.execute(query).scalars())
+
+        rows = await db.run(read)
         chunks = [
             IndexedChunk(
                 ChunkId(r.id),

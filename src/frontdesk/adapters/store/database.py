@@ -1,56 +1,128 @@
-"""Engine creation and migrations, applied on start."""
+"""The database: engines, migrations, and transactions run as one unit of work.
+
+Every write and read is a plain function over a SQLAlchemy ``Session`` that runs as one
+transaction: ``await db.run(fn)``. On SQLite the function runs on the database's own thread
+with the synchronous driver, so a whole transaction costs one hop between threads instead of one
+per statement, and transactions queue there instead of colliding on SQLite's single writer lock.
+On PostgreSQL it runs through the async engine (asyncpg) with ``AsyncSession.run_sync``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import sqlalchemy
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, event
-from sqlalchemy.engine.url import make_url
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy.engine.url import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
-
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine; SQLite gets WAL mode, foreign keys and a busy timeout."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        # One connection: SQLite has one writer at a time, and writers that collide back off
-        # by sleeping. Queuing transactions in the pool instead keeps latency flat under load.
-        engine = create_async_engine(
-            url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60
-        )
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-        return engine
-    if parsed.get_backend_name() == "postgresql":
-        return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
-    return create_async_engine(url, poolclass=NullPool)
+T = TypeVar("T")
+Work = Callable[[Session], T]
 
 
-def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+class UnsupportedDatabase(ValueError):
+    """The URL names a database Frontdesk does not support."""
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Database:
+    """One database, SQLite or PostgreSQL, behind one way of running transactions."""
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
+        self.url: URL = parsed
+        self.dialect = backend
+        self._engine: Engine | None = None
+        self._async_engine: AsyncEngine | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        if backend == "sqlite":
+            sync_url = parsed.set(drivername="sqlite")
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            self._engine = sqlalchemy.create_engine(sync_url, pool_size=1, max_overflow=0)
+            event.listen(self._engine, "connect", _sqlite_pragmas)
+            self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        elif backend == "postgresql":
+            if parsed.drivername != "postgresql+asyncpg":
+                parsed = parsed.set(drivername="postgresql+asyncpg")
+            self._async_engine = create_async_engine(
+                parsed, pool_size=10, max_overflow=20, pool_pre_ping=True
+            )
+            self._async_sessions = async_sessionmaker(self._async_engine, expire_on_commit=False)
+        else:
+            raise UnsupportedDatabase(
+                f"unsupported database {backend!r}: use sqlite:///PATH or postgresql://..."
+            )
+
+    def _transaction(self, work: Work[T]) -> T:
+        with self._sessions() as session, session.begin():
+            return work(session)
+
+    async def run(self, work: Work[T]) -> T:
+        """Run ``work(session)`` as one transaction: committed if it returns, rolled back if
+        it raises."""
+        if self._engine is None and self._async_engine is None:
+            raise RuntimeError("the database is closed")
+        if self._executor is not None:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, self._transaction, work)
+        async with self._async_sessions() as session, session.begin():
+            return await session.run_sync(work)
+
+    async def _with_connection(self, work: Callable[[Connection], T]) -> T:
+        if self._executor is not None:
+            engine = self._engine
+            assert engine is not None
+
+            def run() -> T:
+                with engine.begin() as connection:
+                    return work(connection)
+
+            return await asyncio.get_running_loop().run_in_executor(self._executor, run)
+        assert self._async_engine is not None
+        async with self._async_engine.begin() as connection:
+            return await connection.run_sync(work)
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest revision (idempotent)."""
+        await self._with_connection(_upgrade)
+
+    async def schema_revision(self) -> tuple[str | None, str | None]:
+        """(current revision, newest revision)."""
+        return await self._with_connection(_current)
+
+    async def dispose(self) -> None:
+        if self._engine is not None:
+            engine = self._engine
+            if self._executor is not None:
+                await asyncio.get_running_loop().run_in_executor(self._executor, engine.dispose)
+                self._executor.shutdown(wait=True)
+                self._executor = None
+            self._engine = None
+        if self._async_engine is not None:
+            await self._async_engine.dispose()
+            self._async_engine = None
 
 
 def _alembic_config(connection: Connection) -> Config:
@@ -67,15 +139,3 @@ def _upgrade(connection: Connection) -> None:
 def _current(connection: Connection) -> tuple[str | None, str | None]:
     head = ScriptDirectory.from_config(_alembic_config(connection)).get_current_head()
     return MigrationContext.configure(connection).get_current_revision(), head
-
-
-async def migrate(engine: AsyncEngine) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
-    async with engine.begin() as connection:
-        await connection.run_sync(_upgrade)
-
-
-async def schema_revision(engine: AsyncEngine) -> tuple[str | None, str | None]:
-    """(current revision, newest revision)."""
-    async with engine.connect() as connection:
-        return await connection.run_sync(_current)

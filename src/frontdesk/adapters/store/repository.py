@@ -1,4 +1,5 @@
-"""Queries over the tables. Callers own the session and the transaction."""
+"""Queries over the tables, as plain functions of a ``Session``. The caller runs them inside
+one transaction (``Database.run``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from frontdesk.adapters.store.tables import (
     ConversationRow,
@@ -61,7 +62,7 @@ def to_message(row: MessageRow) -> Message:
     )
 
 
-async def create_conversation(session: AsyncSession, channel: str) -> ConversationRow:
+def create_conversation(session: Session, channel: str) -> ConversationRow:
     now = utcnow()
     row = ConversationRow(
         id=new_id(),
@@ -78,32 +79,32 @@ async def create_conversation(session: AsyncSession, channel: str) -> Conversati
     return row
 
 
-async def get_conversation(
-    session: AsyncSession, conversation_id: str, *, for_update: bool = False
+def get_conversation(
+    session: Session, conversation_id: str, *, for_update: bool = False
 ) -> ConversationRow | None:
     query = select(ConversationRow).where(ConversationRow.id == conversation_id)
     if for_update:
         query = query.with_for_update().execution_options(populate_existing=True)
-    return (await session.execute(query)).scalar_one_or_none()
+    return (session.execute(query)).scalar_one_or_none()
 
 
-async def find_by_client_id(
-    session: AsyncSession, conversation_id: str, client_message_id: str
+def find_by_client_id(
+    session: Session, conversation_id: str, client_message_id: str
 ) -> MessageRow | None:
     query = select(MessageRow).where(
         MessageRow.conversation_id == conversation_id,
         MessageRow.client_message_id == client_message_id,
     )
-    return (await session.execute(query)).scalar_one_or_none()
+    return (session.execute(query)).scalar_one_or_none()
 
 
-async def replies_to(session: AsyncSession, message_id: str) -> Sequence[MessageRow]:
+def replies_to(session: Session, message_id: str) -> Sequence[MessageRow]:
     query = select(MessageRow).where(MessageRow.reply_to == message_id).order_by(MessageRow.seq)
-    return (await session.execute(query)).scalars().all()
+    return (session.execute(query)).scalars().all()
 
 
 def append_message(
-    session: AsyncSession,
+    session: Session,
     conversation: ConversationRow,
     role: Role,
     text: str,
@@ -133,8 +134,8 @@ def append_message(
     return row
 
 
-async def messages_after(
-    session: AsyncSession, conversation_id: str, after_seq: int = 0, limit: int | None = None
+def messages_after(
+    session: Session, conversation_id: str, after_seq: int = 0, limit: int | None = None
 ) -> Sequence[MessageRow]:
     query = (
         select(MessageRow)
@@ -143,12 +144,10 @@ async def messages_after(
     )
     if limit is not None:
         query = query.limit(limit)
-    return (await session.execute(query)).scalars().all()
+    return (session.execute(query)).scalars().all()
 
 
-async def recent_messages(
-    session: AsyncSession, conversation_id: str, limit: int
-) -> list[MessageRow]:
+def recent_messages(session: Session, conversation_id: str, limit: int) -> list[MessageRow]:
     """The last ``limit`` messages, oldest first."""
     if limit <= 0:
         return []
@@ -158,13 +157,13 @@ async def recent_messages(
         .order_by(MessageRow.seq.desc())
         .limit(limit)
     )
-    rows = list((await session.execute(query)).scalars().all())
+    rows = list((session.execute(query)).scalars().all())
     rows.reverse()
     return rows
 
 
 def append_event(
-    session: AsyncSession,
+    session: Session,
     type_: str,
     payload: dict[str, Any],
     conversation_id: str | None = None,
@@ -176,22 +175,22 @@ def append_event(
     return row
 
 
-async def events_of(session: AsyncSession, conversation_id: str) -> Sequence[EventRow]:
+def events_of(session: Session, conversation_id: str) -> Sequence[EventRow]:
     query = (
         select(EventRow).where(EventRow.conversation_id == conversation_id).order_by(EventRow.id)
     )
-    return (await session.execute(query)).scalars().all()
+    return (session.execute(query)).scalars().all()
 
 
-async def pseudonym_numbers(
-    session: AsyncSession, conversation_id: str, wanted: Sequence[tuple[str, str]]
+def pseudonym_numbers(
+    session: Session, conversation_id: str, wanted: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], int]:
     """The stable number of each (kind, digest) in the conversation, allocating new ones."""
     if not wanted:
         return {}
     rows = (
         (
-            await session.execute(
+            session.execute(
                 select(PseudonymRow).where(PseudonymRow.conversation_id == conversation_id)
             )
         )
@@ -215,6 +214,6 @@ async def pseudonym_numbers(
     return {key: known[key] for key in wanted}
 
 
-async def count_messages(session: AsyncSession, conversation_id: str) -> int:
+def count_messages(session: Session, conversation_id: str) -> int:
     query = select(func.count()).where(MessageRow.conversation_id == conversation_id)
-    return int((await session.execute(query)).scalar_one())
+    return int((session.execute(query)).scalar_one())
