@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.store import repository as repo
-from frontdesk.adapters.store.tables import ConversationRow
 from frontdesk.core.ports import Vector
 from frontdesk.core.types import Conversation, ConversationId, Message, Mode, Role, Status, utcnow
 from frontdesk.pipeline import context as context_stage
@@ -19,7 +18,7 @@ from frontdesk.pipeline import privacy
 from frontdesk.pipeline.decide import Decision, decide
 from frontdesk.pipeline.guard import Guarded, guard
 from frontdesk.pipeline.respond import respond
-from frontdesk.pipeline.understand import understand
+from frontdesk.pipeline.understand import needs_knowledge, understand
 from frontdesk.service import Frontdesk
 
 
@@ -66,18 +65,11 @@ def check_text(text: str, limit: int) -> str:
 
 async def do_create_conversation(fd: Frontdesk, channel: str) -> Conversation:
     def work(session: Session) -> Conversation:
-        row = repo.create_conversation(session, channel)
-        repo.append_event(session, "conversation_opened", {"channel": channel}, row.id)
-        return repo.to_conversation(row)
+        conversation = repo.create_conversation(session, channel)
+        repo.append_event(session, "conversation_opened", {"channel": channel}, conversation.id)
+        return conversation
 
     return await fd.db.run(work)
-
-
-def _require(session: Session, conversation_id: str) -> ConversationRow:
-    row = repo.get_conversation(session, conversation_id, for_update=True)
-    if row is None:
-        raise ConversationNotFound(conversation_id)
-    return row
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,45 +96,41 @@ def _receive(
     history_turns: int,
 ) -> _Received:
     """Transaction 1: store the pseudonymized message once (idempotent by client id)."""
-    conversation = _require(session, conversation_id)
     existing = (
         repo.find_by_client_id(session, conversation_id, client_message_id)
         if client_message_id
         else None
     )
     if existing is not None:
-        replies = tuple(repo.to_message(r) for r in repo.replies_to(session, existing.id))
+        conversation = repo.get_conversation(session, conversation_id)
+        assert conversation is not None  # the message belongs to it
         customer = existing
+        replies = tuple(repo.replies_to(session, conversation_id, existing.id))
     else:
-        replies = ()
+        claimed = repo.claim_seq(session, conversation_id)
+        if claimed is None:
+            raise ConversationNotFound(conversation_id)
+        conversation, seq = claimed
         numbers = repo.pseudonym_numbers(session, conversation_id, [key for _, key in keyed])
         tokens = {span: privacy.token(span.kind, numbers[key]) for span, key in keyed}
         clean = privacy.replace(text, [span for span, _ in keyed], tokens)
-        customer = repo.append_message(
+        customer = repo.insert_message(
             session,
-            conversation,
+            conversation_id,
+            seq,
             Role.CUSTOMER,
             clean.text,
             client_message_id=client_message_id,
             meta={"pii": list(clean.kinds)} if clean.kinds else {},
         )
-        repo.append_event(
-            session,
-            "message_received",
-            {"seq": customer.seq, "pii": list(clean.kinds), "chars": len(clean.text)},
-            conversation_id,
-        )
+        replies = ()
+        payload = {"seq": seq, "pii": list(clean.kinds), "chars": len(clean.text)}
+        repo.append_event(session, "message_received", payload, conversation_id)
     history: tuple[Message, ...] = ()
-    if conversation.mode == Mode.BOT.value and not replies:
+    if conversation.mode is Mode.BOT and not replies and history_turns:
         recent = repo.recent_messages(session, conversation_id, history_turns + 1)
-        history = tuple(repo.to_message(r) for r in recent if r.id != customer.id)
-    return _Received(
-        conversation=repo.to_conversation(conversation),
-        message=repo.to_message(customer),
-        replies=replies,
-        history=history[-history_turns:] if history_turns else (),
-        duplicate=existing is not None,
-    )
+        history = tuple(m for m in recent if m.id != customer.id)[-history_turns:]
+    return _Received(conversation, customer, replies, history, duplicate=existing is not None)
 
 
 def _store_reply(
@@ -154,38 +142,39 @@ def _store_reply(
     meta: dict[str, Any],
 ) -> tuple[Message, Conversation]:
     """Transaction 2: the bot's reply, the carried state, a handoff, and their events."""
-    conversation = _require(session, conversation_id)
-    bot = repo.append_message(
+    changes: dict[str, Any] = {"state": decision.state}
+    if checked.draft.handoff:
+        changes.update(mode=Mode.HUMAN.value, status=Status.WAITING.value)
+    claimed = repo.claim_seq(session, conversation_id, **changes)
+    if claimed is None:
+        raise ConversationNotFound(conversation_id)
+    conversation, seq = claimed
+    bot = repo.insert_message(
         session,
-        conversation,
+        conversation_id,
+        seq,
         Role.BOT,
         checked.draft.text,
         reply_to=customer.id,
         citations=checked.draft.citations,
         meta=meta,
     )
-    conversation.state = decision.state
-    repo.append_event(
-        session,
-        "reply_sent",
-        {
-            "seq": bot.seq,
-            "action": decision.action.value,
-            "confidence": meta["confidence"],
-            "citations": [c.id for c in checked.draft.citations],
-        },
-        conversation_id,
-    )
-    for intervention in checked.interventions:
-        payload = {"check": intervention, "seq": bot.seq}
-        repo.append_event(session, "guard_intervened", payload, conversation_id)
-    if checked.draft.handoff:
-        conversation.mode = Mode.HUMAN.value
-        conversation.status = Status.WAITING.value
-        repo.append_event(
-            session, "handoff_requested", {"reason": decision.reason}, conversation_id
+    events: list[tuple[str, dict[str, Any]]] = [
+        (
+            "reply_sent",
+            {
+                "seq": seq,
+                "action": decision.action.value,
+                "confidence": meta["confidence"],
+                "citations": [c.id for c in checked.draft.citations],
+            },
         )
-    return repo.to_message(bot), repo.to_conversation(conversation)
+    ]
+    events += [("guard_intervened", {"check": i, "seq": seq}) for i in checked.interventions]
+    if checked.draft.handoff:
+        events.append(("handoff_requested", {"reason": decision.reason}))
+    repo.append_events(session, events, conversation_id)
+    return bot, conversation
 
 
 async def do_receive_customer_message(
@@ -204,7 +193,8 @@ async def do_receive_customer_message(
     ]
     # Text without personal data is stored as it is: its query vector is computed while the
     # message is written. Text with personal data is embedded only once pseudonymized.
-    early = None if spans else asyncio.ensure_future(fd.embedder.embed_one(text))
+    lookup = needs_knowledge(text, fd.guidelines)
+    early = None if spans or not lookup else asyncio.ensure_future(fd.embedder.embed_one(text))
     try:
         async with fd.conversation_lock(conversation_id):
             received = await fd.db.run(
@@ -222,9 +212,11 @@ async def do_receive_customer_message(
             if not received.needs_reply:
                 return _result(received, received.conversation, received.replies, started)
             query = received.message.text
-            vector = await (
-                early if early is not None and query == text else fd.embedder.embed_one(query)
-            )
+            vector = None
+            if lookup:
+                vector = await (
+                    early if early is not None and query == text else fd.embedder.embed_one(query)
+                )
             decision, checked, meta = _think(fd, received, vector)
             reply, conversation = await fd.db.run(
                 lambda session: _store_reply(
@@ -248,13 +240,17 @@ async def do_receive_customer_message(
 
 
 def _think(
-    fd: Frontdesk, received: _Received, vector: Vector
+    fd: Frontdesk, received: _Received, vector: Vector | None
 ) -> tuple[Decision, Guarded, dict[str, Any]]:
     """context -> understand -> decide -> respond -> guard (pure, in memory)."""
     settings = fd.settings
     text = received.message.text
     context = context_stage.build(received.conversation, received.history, settings.history_turns)
-    passages = fd.retriever.search_vector(text, vector, settings.retrieval_top_k)
+    passages = (
+        fd.retriever.search_vector(text, vector, settings.retrieval_top_k)
+        if vector is not None
+        else []
+    )
     understanding = understand(text, passages, fd.guidelines)
     decision = decide(context, understanding, fd.guidelines, settings.answer_threshold)
     open_now = fd.guidelines.working_hours.is_open(utcnow())
@@ -296,10 +292,9 @@ async def get_conversation_with_messages(
     fd: Frontdesk, conversation_id: str, after_seq: int = 0
 ) -> tuple[Conversation, list[Message]]:
     def work(session: Session) -> tuple[Conversation, list[Message]]:
-        row = repo.get_conversation(session, conversation_id)
-        if row is None:
+        conversation = repo.get_conversation(session, conversation_id)
+        if conversation is None:
             raise ConversationNotFound(conversation_id)
-        messages = repo.messages_after(session, conversation_id, after_seq)
-        return repo.to_conversation(row), [repo.to_message(m) for m in messages]
+        return conversation, repo.messages_after(session, conversation_id, after_seq)
 
     return await fd.db.run(work)

@@ -26,6 +26,7 @@ MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6
 TOKENIZER = Path(__file__).with_name("assets") / "tokenizer.json"
 MAX_TOKENS = 256
 MAX_BATCH = 64
+PAD_SLACK = 2  # tokens of padding allowed within one batch
 
 
 class ModelFileError(RuntimeError):
@@ -70,7 +71,7 @@ class OnnxEmbedder(Embedder):
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._tokenizer = Tokenizer.from_file(str(TOKENIZER))
         self._tokenizer.enable_truncation(MAX_TOKENS)
-        self._tokenizer.enable_padding()
+        self._tokenizer.no_padding()  # the file pads to 128; batches are padded in _run
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
         self._pending: list[tuple[str, asyncio.Future[Vector]]] = []
         self._draining = False
@@ -79,11 +80,35 @@ class OnnxEmbedder(Embedder):
         self._cache_size = cache_size
 
     def embed(self, texts: Sequence[str]) -> Vector:
+        """Embed texts. Texts of similar token length run together, so little time goes to
+        padding (the encoder's cost grows with the padded length of its batch)."""
+        result = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
+            return result
         encodings = self._tokenizer.encode_batch(list(texts))
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        start = 0
+        while start < len(order):
+            shortest = len(encodings[order[start]].ids)
+            end = start + 1
+            while (
+                end < len(order)
+                and end - start < MAX_BATCH
+                and len(encodings[order[end]].ids) <= shortest + PAD_SLACK
+            ):
+                end += 1
+            group = order[start:end]
+            result[group] = self._run([encodings[i].ids for i in group])
+            start = end
+        return result
+
+    def _run(self, sequences: list[list[int]]) -> Vector:
+        width = max(len(ids) for ids in sequences)
+        ids = np.zeros((len(sequences), width), dtype=np.int64)
+        mask = np.zeros((len(sequences), width), dtype=np.int64)
+        for row, sequence in enumerate(sequences):
+            ids[row, : len(sequence)] = sequence
+            mask[row, : len(sequence)] = 1
         hidden: Vector = self._session.run(
             None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         )[0]
@@ -116,8 +141,12 @@ class OnnxEmbedder(Embedder):
         loop = asyncio.get_running_loop()
         try:
             while self._pending:
+                # Waiters that gave up (their turn needed no retrieval) cost nothing.
+                self._pending = [item for item in self._pending if not item[1].done()]
                 batch = self._pending[:MAX_BATCH]
                 del self._pending[:MAX_BATCH]
+                if not batch:
+                    break
                 try:
                     vectors = await loop.run_in_executor(
                         self._executor, self.embed, [text for text, _ in batch]

@@ -1,13 +1,14 @@
-"""Queries over the tables, as plain functions of a ``Session``. The caller runs them inside
-one transaction (``Database.run``)."""
+"""Queries over the tables, as plain functions of a ``Session``; the caller runs them inside
+one transaction (``Database.run``). The hot path of a turn uses Core statements and returns
+domain records, so no ORM state crosses threads."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, Update, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.store.tables import (
@@ -30,82 +31,124 @@ from frontdesk.core.types import (
     utcnow,
 )
 
+CONVERSATIONS = cast(Table, ConversationRow.__table__)
+MESSAGES = cast(Table, MessageRow.__table__)
+EVENTS = cast(Table, EventRow.__table__)
+
+
+# Hot statements are built once with named parameters: executing them skips building and
+# hashing a new statement for every message.
+_INSERT_CONVERSATION = insert(CONVERSATIONS)
+_INSERT_MESSAGE = insert(MESSAGES)
+_INSERT_EVENT = insert(EVENTS)
+_GET_CONVERSATION = select(CONVERSATIONS).where(CONVERSATIONS.c.id == bindparam("cid"))
+_BY_CLIENT_ID = select(MESSAGES).where(
+    MESSAGES.c.conversation_id == bindparam("cid"),
+    MESSAGES.c.client_message_id == bindparam("client_id"),
+)
+_RECENT = (
+    select(MESSAGES)
+    .where(MESSAGES.c.conversation_id == bindparam("cid"))
+    .order_by(MESSAGES.c.seq.desc())
+    .limit(bindparam("n"))
+)
+_CLAIMS: dict[tuple[str, ...], Update] = {}
+
+
+def _claim_statement(keys: tuple[str, ...]) -> Update:
+    statement = _CLAIMS.get(keys)
+    if statement is None:
+        statement = (
+            update(CONVERSATIONS)
+            .where(CONVERSATIONS.c.id == bindparam("cid"))
+            .values(
+                last_seq=CONVERSATIONS.c.last_seq + 1,
+                updated_at=bindparam("now"),
+                **{key: bindparam(f"new_{key}") for key in keys},
+            )
+            .returning(*CONVERSATIONS.c)
+        )
+        _CLAIMS[keys] = statement
+    return statement
+
 
 def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def to_conversation(row: ConversationRow) -> Conversation:
+def to_conversation(row: Mapping[Any, Any]) -> Conversation:
     return Conversation(
-        id=ConversationId(row.id),
-        channel=row.channel,
-        mode=Mode(row.mode),
-        status=Status(row.status),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        customer_id=CustomerId(row.customer_id) if row.customer_id else None,
-        state=dict(row.state or {}),
+        id=ConversationId(row["id"]),
+        channel=row["channel"],
+        mode=Mode(row["mode"]),
+        status=Status(row["status"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        customer_id=CustomerId(row["customer_id"]) if row["customer_id"] else None,
+        state=dict(row["state"] or {}),
     )
 
 
-def to_message(row: MessageRow) -> Message:
+def to_message(row: Mapping[Any, Any]) -> Message:
     return Message(
-        id=MessageId(row.id),
-        conversation_id=ConversationId(row.conversation_id),
-        seq=row.seq,
-        role=Role(row.role),
-        text=row.text,
-        created_at=row.created_at,
-        client_message_id=row.client_message_id,
-        reply_to=MessageId(row.reply_to) if row.reply_to else None,
-        citations=tuple(Citation(id=ArticleId(c["id"]), title=c["title"]) for c in row.citations),
+        id=MessageId(row["id"]),
+        conversation_id=ConversationId(row["conversation_id"]),
+        seq=row["seq"],
+        role=Role(row["role"]),
+        text=row["text"],
+        created_at=row["created_at"],
+        client_message_id=row["client_message_id"],
+        reply_to=MessageId(row["reply_to"]) if row["reply_to"] else None,
+        citations=tuple(
+            Citation(id=ArticleId(c["id"]), title=c["title"]) for c in row["citations"]
+        ),
     )
 
 
-def create_conversation(session: Session, channel: str) -> ConversationRow:
+def create_conversation(session: Session, channel: str) -> Conversation:
     now = utcnow()
-    row = ConversationRow(
-        id=new_id(),
-        channel=channel,
-        mode=Mode.BOT.value,
-        status=Status.OPEN.value,
-        customer_id=None,
-        state={},
-        last_seq=0,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(row)
-    return row
+    values: dict[str, Any] = {
+        "id": new_id(),
+        "channel": channel,
+        "mode": Mode.BOT.value,
+        "status": Status.OPEN.value,
+        "customer_id": None,
+        "state": {},
+        "last_seq": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    session.execute(_INSERT_CONVERSATION, values)
+    return to_conversation(values)
 
 
-def get_conversation(
-    session: Session, conversation_id: str, *, for_update: bool = False
-) -> ConversationRow | None:
-    query = select(ConversationRow).where(ConversationRow.id == conversation_id)
-    if for_update:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    return (session.execute(query)).scalar_one_or_none()
+def get_conversation(session: Session, conversation_id: str) -> Conversation | None:
+    row = session.execute(_GET_CONVERSATION, {"cid": conversation_id}).mappings().one_or_none()
+    return to_conversation(row) if row is not None else None
 
 
-def find_by_client_id(
-    session: Session, conversation_id: str, client_message_id: str
-) -> MessageRow | None:
-    query = select(MessageRow).where(
-        MessageRow.conversation_id == conversation_id,
-        MessageRow.client_message_id == client_message_id,
-    )
-    return (session.execute(query)).scalar_one_or_none()
+def claim_seq(
+    session: Session, conversation_id: str, **changes: Any
+) -> tuple[Conversation, int] | None:
+    """Take the conversation's next message number, applying ``changes`` (state, mode,
+    status) in the same statement. The row stays locked until the transaction ends (on
+    PostgreSQL), so two workers can never take the same number. None: no such conversation."""
+    unknown = set(changes) - {"state", "mode", "status", "customer_id"}
+    if unknown:
+        raise ValueError(f"claim_seq cannot change {sorted(unknown)}")
+    keys = tuple(sorted(changes))
+    params = {"cid": conversation_id, "now": utcnow()}
+    params.update({f"new_{key}": changes[key] for key in keys})
+    row = session.execute(_claim_statement(keys), params).mappings().one_or_none()
+    if row is None:
+        return None
+    return to_conversation(row), int(row["last_seq"])
 
 
-def replies_to(session: Session, message_id: str) -> Sequence[MessageRow]:
-    query = select(MessageRow).where(MessageRow.reply_to == message_id).order_by(MessageRow.seq)
-    return (session.execute(query)).scalars().all()
-
-
-def append_message(
+def insert_message(
     session: Session,
-    conversation: ConversationRow,
+    conversation_id: str,
+    seq: int,
     role: Role,
     text: str,
     *,
@@ -113,73 +156,100 @@ def append_message(
     reply_to: str | None = None,
     citations: Sequence[Citation] = (),
     meta: dict[str, Any] | None = None,
-) -> MessageRow:
-    """Add a message with the conversation's next sequence number."""
-    now = utcnow()
-    conversation.last_seq += 1
-    conversation.updated_at = now
-    row = MessageRow(
-        id=new_id(),
-        conversation_id=conversation.id,
-        seq=conversation.last_seq,
-        role=role.value,
-        text=text,
-        client_message_id=client_message_id,
-        reply_to=reply_to,
-        citations=[{"id": c.id, "title": c.title} for c in citations],
-        meta=meta or {},
-        created_at=now,
+) -> Message:
+    values: dict[str, Any] = {
+        "id": new_id(),
+        "conversation_id": conversation_id,
+        "seq": seq,
+        "role": role.value,
+        "text": text,
+        "client_message_id": client_message_id,
+        "reply_to": reply_to,
+        "citations": [{"id": c.id, "title": c.title} for c in citations],
+        "meta": meta or {},
+        "created_at": utcnow(),
+    }
+    session.execute(_INSERT_MESSAGE, values)
+    return to_message(values)
+
+
+def append_message(
+    session: Session,
+    conversation_id: str,
+    role: Role,
+    text: str,
+    **fields: Any,
+) -> Message:
+    """Add a message with the conversation's next number (raises LookupError if unknown)."""
+    claimed = claim_seq(session, conversation_id)
+    if claimed is None:
+        raise LookupError(conversation_id)
+    return insert_message(session, conversation_id, claimed[1], role, text, **fields)
+
+
+def find_by_client_id(
+    session: Session, conversation_id: str, client_message_id: str
+) -> Message | None:
+    params = {"cid": conversation_id, "client_id": client_message_id}
+    row = session.execute(_BY_CLIENT_ID, params).mappings().one_or_none()
+    return to_message(row) if row is not None else None
+
+
+def replies_to(session: Session, conversation_id: str, message_id: str) -> list[Message]:
+    query = (
+        select(MESSAGES)
+        .where(MESSAGES.c.conversation_id == conversation_id, MESSAGES.c.reply_to == message_id)
+        .order_by(MESSAGES.c.seq)
     )
-    session.add(row)
-    return row
+    return [to_message(row) for row in session.execute(query).mappings()]
 
 
 def messages_after(
     session: Session, conversation_id: str, after_seq: int = 0, limit: int | None = None
-) -> Sequence[MessageRow]:
+) -> list[Message]:
     query = (
-        select(MessageRow)
-        .where(MessageRow.conversation_id == conversation_id, MessageRow.seq > after_seq)
-        .order_by(MessageRow.seq)
+        select(MESSAGES)
+        .where(MESSAGES.c.conversation_id == conversation_id, MESSAGES.c.seq > after_seq)
+        .order_by(MESSAGES.c.seq)
     )
     if limit is not None:
         query = query.limit(limit)
-    return (session.execute(query)).scalars().all()
+    return [to_message(row) for row in session.execute(query).mappings()]
 
 
-def recent_messages(session: Session, conversation_id: str, limit: int) -> list[MessageRow]:
+def recent_messages(session: Session, conversation_id: str, limit: int) -> list[Message]:
     """The last ``limit`` messages, oldest first."""
     if limit <= 0:
         return []
-    query = (
-        select(MessageRow)
-        .where(MessageRow.conversation_id == conversation_id)
-        .order_by(MessageRow.seq.desc())
-        .limit(limit)
-    )
-    rows = list((session.execute(query)).scalars().all())
+    result = session.execute(_RECENT, {"cid": conversation_id, "n": limit})
+    rows = [to_message(row) for row in result.mappings()]
     rows.reverse()
     return rows
 
 
+def append_events(
+    session: Session, events: Sequence[tuple[str, dict[str, Any]]], conversation_id: str | None
+) -> None:
+    """Append domain events (type, payload) in one statement."""
+    if not events:
+        return
+    now = utcnow()
+    rows = [
+        {"type": kind, "conversation_id": conversation_id, "payload": payload, "created_at": now}
+        for kind, payload in events
+    ]
+    session.execute(_INSERT_EVENT, rows)
+
+
 def append_event(
-    session: Session,
-    type_: str,
-    payload: dict[str, Any],
-    conversation_id: str | None = None,
-) -> EventRow:
-    row = EventRow(
-        type=type_, conversation_id=conversation_id, payload=payload, created_at=utcnow()
-    )
-    session.add(row)
-    return row
+    session: Session, type_: str, payload: dict[str, Any], conversation_id: str | None = None
+) -> None:
+    append_events(session, [(type_, payload)], conversation_id)
 
 
-def events_of(session: Session, conversation_id: str) -> Sequence[EventRow]:
-    query = (
-        select(EventRow).where(EventRow.conversation_id == conversation_id).order_by(EventRow.id)
-    )
-    return (session.execute(query)).scalars().all()
+def events_of(session: Session, conversation_id: str) -> list[dict[str, Any]]:
+    query = select(EVENTS).where(EVENTS.c.conversation_id == conversation_id).order_by(EVENTS.c.id)
+    return [dict(row) for row in session.execute(query).mappings()]
 
 
 def pseudonym_numbers(
@@ -188,16 +258,12 @@ def pseudonym_numbers(
     """The stable number of each (kind, digest) in the conversation, allocating new ones."""
     if not wanted:
         return {}
-    rows = (
-        (
-            session.execute(
-                select(PseudonymRow).where(PseudonymRow.conversation_id == conversation_id)
-            )
+    rows = session.execute(
+        select(PseudonymRow.kind, PseudonymRow.digest, PseudonymRow.number).where(
+            PseudonymRow.conversation_id == conversation_id
         )
-        .scalars()
-        .all()
-    )
-    known = {(r.kind, r.digest): r.number for r in rows}
+    ).tuples()
+    known = {(kind, digest): number for kind, digest, number in rows}
     highest: dict[str, int] = {}
     for (kind, _digest), number in known.items():
         highest[kind] = max(highest.get(kind, 0), number)
@@ -215,5 +281,5 @@ def pseudonym_numbers(
 
 
 def count_messages(session: Session, conversation_id: str) -> int:
-    query = select(func.count()).where(MessageRow.conversation_id == conversation_id)
-    return int((session.execute(query)).scalar_one())
+    query = select(func.count()).where(MESSAGES.c.conversation_id == conversation_id)
+    return int(session.execute(query).scalar_one())
