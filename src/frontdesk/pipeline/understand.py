@@ -63,9 +63,7 @@ def needs_knowledge(text: str, guidelines: Guidelines) -> bool:
     """False for messages whose reply never depends on the knowledge base (a request for a
     person, a bare greeting or thanks): their turn skips the sentence encoder."""
     human, _, _ = _patterns(guidelines.escalation)
-    return not (
-        _GREETING.match(text) or _THANKS.match(text) or any(p.search(text) for p in human)
-    )
+    return not (_GREETING.match(text) or _THANKS.match(text) or any(p.search(text) for p in human))
 
 
 def understand(text: str, passages: Sequence[Passage], guidelines: Guidelines) -> Understanding:
