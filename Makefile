@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo serve test lint bench clean help
+.PHONY: install demo test lint bench clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -29,8 +29,10 @@ lint: $(STAMP)  ## ruff and mypy --strict
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy src
 
-bench: $(STAMP)  ## turn latency and throughput on the demo store
+bench: $(STAMP)  ## turn latency and throughput, retrieval quality, encoder cost (docs/benchmarks.md)
 	$(BIN)/python benchmarks/turn_latency.py
+	$(BIN)/python benchmarks/retrieval.py
+	$(BIN)/python benchmarks/encoder.py
 
 clean:  ## remove local state (databases under var/) and caches
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
