@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None, *, frontdesk: Frontdesk | None 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logging.basicConfig(level=settings.log_level)
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
         owned = not fd.started
         if owned:
             await fd.start()

@@ -215,7 +215,7 @@ button:focus-visible, textarea:focus-visible, .scroll:focus-visible { outline: 3
 
   function setMode(newMode, newStatus) {
     if (newMode && newMode !== mode) {
-      if (mode && newMode === 'human') notice('You are now connected to a person.');
+      if (mode && newMode === 'human') notice('A person from our team will take over this chat.');
       if (mode === 'human' && newMode === 'bot') notice('You are chatting with our assistant again.');
       mode = newMode;
     }
