@@ -1,0 +1,240 @@
+"""``frontdesk train``, ``frontdesk eval`` and ``frontdesk models``: intent models from the
+command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from frontdesk.config import Settings
+
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+train_app = typer.Typer(
+    help="Train models on the company's own labelled data.", no_args_is_help=True
+)
+eval_app = typer.Typer(help="Evaluate models on labelled data.", no_args_is_help=True)
+models_app = typer.Typer(help="List and activate model versions.", no_args_is_help=True)
+
+DataArg = Annotated[
+    Path, typer.Argument(help="CSV with columns text,label (other columns are ignored).")
+]
+NameOpt = Annotated[str, typer.Option("--name", help="Model name, e.g. the company's.")]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="Folder of the database and models.")
+]
+OosOpt = Annotated[str, typer.Option("--oos-label", help="The out-of-scope label.")]
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    return Settings(data_dir=data_dir) if data_dir is not None else Settings()
+
+
+def _registry(settings: Settings) -> Any:
+    from frontdesk.learning.registry import ModelRegistry
+
+    return ModelRegistry(settings.data_dir / "models")
+
+
+class _Bar:
+    """A rich progress bar fed by (what, done, total) callbacks."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description:<24}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _Bar:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if what not in self.tasks:
+            self.tasks[what] = self.progress.add_task(what, total=total)
+        self.progress.update(self.tasks[what], completed=done, total=total)
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    console.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(1)
+
+
+@train_app.command("intents")
+def train_intents_command(
+    data: DataArg,
+    name: NameOpt,
+    shots: Annotated[
+        int | None, typer.Option("--shots", help="Use at most K examples per label.", min=1)
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for sampling and splits.")] = 0,
+    oos_label: OosOpt = "oos",
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Train an intent model and make it the active version of NAME."""
+    from frontdesk.learning.datasets import DatasetError, load_labelled
+    from frontdesk.learning.registry import RegistryError
+    from frontdesk.learning.workflow import FINE_TUNING_NOTE, train_intents
+    from frontdesk.service import default_embedder
+
+    settings = _settings(data_dir)
+    try:
+        dataset = load_labelled(data)
+    except DatasetError as exc:
+        raise _fail(exc) from exc
+    console.print(f"[dim]{FINE_TUNING_NOTE}[/dim]")
+    embedder = default_embedder(settings)
+    try:
+        with _Bar() as bar:
+            trained = train_intents(
+                _registry(settings),
+                embedder,
+                dataset,
+                name,
+                shots=shots,
+                seed=seed,
+                oos_label=oos_label,
+                progress=bar,
+            )
+    except (DatasetError, RegistryError) as exc:
+        raise _fail(exc) from exc
+    finally:
+        embedder.close()
+    meta = trained.version.meta
+    calibration = meta.get("calibration") or {}
+    console.print(
+        f"trained intents model {name!r} version {trained.version.version} (active) on "
+        f"{meta['examples']} examples, {meta['classes']} labels in {trained.seconds:.1f} s; "
+        f"n-gram weight {meta['weight']}, temperature {meta['temperature']:.2f}, "
+        f"out-of-scope threshold {meta['threshold']:.2f}"
+        + (
+            f"; validation accuracy {calibration['validation_accuracy']:.3f}, calibration "
+            f"error {calibration['ece_before']:.3f} -> {calibration['ece_after']:.3f}"
+            if calibration
+            else ""
+        )
+    )
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.2f}%"
+
+    out.print(f"[bold]{report['data']}[/bold]: {report['examples']} examples")
+    summary = Table(show_header=False, box=None)
+    for key in (
+        "accuracy",
+        "macro_f1",
+        "in_scope_accuracy",
+        "oos_precision",
+        "oos_recall",
+        "oos_f1",
+    ):
+        summary.add_row(key, pct(report[key]))
+    out.print(summary)
+    table = Table("intent", "precision", "recall", "f1", "support")
+    for label, row in report["per_intent"].items():
+        table.add_row(label, pct(row["precision"]), pct(row["recall"]), pct(row["f1"]),
+                      str(row["support"]))  # fmt: skip
+    out.print(table)
+    if report["most_confused"]:
+        confused = Table("gold", "predicted", "count", title="most confused")
+        for row in report["most_confused"]:
+            confused.add_row(row["gold"], row["predicted"], str(row["count"]))
+        out.print(confused)
+
+
+@eval_app.command("intents")
+def eval_intents_command(
+    data: DataArg,
+    name: NameOpt,
+    version: Annotated[
+        int | None, typer.Option("--version", help="Version to evaluate (default: active).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    oos_label: Annotated[
+        str | None, typer.Option("--oos-label", help="The out-of-scope label in DATA.")
+    ] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Accuracy, macro-F1, per-intent precision and recall, confusions, out-of-scope figures."""
+    from frontdesk.learning.datasets import DatasetError, load_labelled
+    from frontdesk.learning.intents import IntentModel
+    from frontdesk.learning.registry import RegistryError
+    from frontdesk.learning.workflow import KIND, evaluate_intents
+    from frontdesk.service import default_embedder
+
+    settings = _settings(data_dir)
+    try:
+        chosen = _registry(settings).get(KIND, name, version)
+        model = IntentModel.load(chosen.path)
+        dataset = load_labelled(data, min_classes=1)
+    except (DatasetError, RegistryError) as exc:
+        raise _fail(exc) from exc
+    embedder = default_embedder(settings)
+    try:
+        with _Bar() as bar:
+            report = evaluate_intents(model, embedder, dataset, oos_label=oos_label, progress=bar)
+    except DatasetError as exc:
+        raise _fail(exc) from exc
+    finally:
+        embedder.close()
+    report["model"] = {"name": name, "version": chosen.version}
+    if as_json:
+        print(json.dumps(report))
+    else:
+        _print_report(report)
+
+
+@models_app.command("list")
+def models_list(data_dir: DataDirOpt = None) -> None:
+    """Every model version, with its data, size and metrics; * marks the active one."""
+    versions = _registry(_settings(data_dir)).list()
+    if not versions:
+        console.print("no models yet: train one with `frontdesk train intents DATA.csv --name N`")
+        return
+    table = Table("", "kind", "name", "version", "created", "examples", "labels", "data")
+    for v in versions:
+        table.add_row(
+            "*" if v.active else "",
+            v.kind,
+            v.name,
+            str(v.version),
+            str(v.meta.get("created_at", ""))[:19],
+            str(v.meta.get("examples", "")),
+            str(v.meta.get("classes", "")),
+            str(v.meta.get("data", "")),
+        )
+    out.print(table)
+
+
+@models_app.command("activate")
+def models_activate(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[int, typer.Argument(help="Version to make active.")],
+    kind: Annotated[str, typer.Option("--kind", help="Kind of model.")] = "intents",
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Make VERSION the one the service loads (it picks it up on its next start)."""
+    from frontdesk.learning.registry import RegistryError
+
+    try:
+        _registry(_settings(data_dir)).activate(kind, name, version)
+    except RegistryError as exc:
+        raise _fail(exc) from exc
+    console.print(f"{kind} model {name!r} version {version} is now active")

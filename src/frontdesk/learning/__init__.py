@@ -1,0 +1,1 @@
+"""Learning: labelled datasets, the intent model, its evaluation and the model registry."""

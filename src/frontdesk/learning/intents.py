@@ -1,0 +1,311 @@
+"""The intent model: two calibrated linear heads, one over the sentence encoder's vectors and
+one over character n-grams, with out-of-scope detection.
+
+Training holds out a fifth of the data to choose the dense head's regularisation, the weight
+of the lexical head in the average of their probabilities, a softmax temperature that makes
+the confidence calibrated, and, when the data has out-of-scope examples, the confidence below
+which a message counts as out of scope. It then refits both heads on all the data. A message
+is out of scope when the model predicts the out-of-scope label or its confidence is under the
+threshold.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import minimize_scalar
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+
+from frontdesk.core.ports import Vector
+
+Progress = Callable[[str, int, int], None]
+Floats = npt.NDArray[np.float64]
+DENSE_C = (4.0, 16.0, 64.0)
+LEXICAL_C = 20.0
+WEIGHTS = (0.0, 0.2, 0.35, 0.5)
+DEFAULT_OOS = "oos"
+
+
+def _vectorizer(vocabulary: dict[str, int] | None = None) -> TfidfVectorizer:
+    return TfidfVectorizer(
+        analyzer="char_wb",
+        ngram_range=(2, 5),
+        sublinear_tf=True,
+        lowercase=True,
+        vocabulary=vocabulary,
+        dtype=np.float32,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    label: str
+    confidence: float
+    out_of_scope: bool
+
+
+@dataclass(frozen=True)
+class LexicalHead:
+    vocabulary: dict[str, int]
+    idf: npt.NDArray[np.float32]
+    coef: npt.NDArray[np.float32]
+    intercept: npt.NDArray[np.float32]
+    _vectorizer: TfidfVectorizer = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        vectorizer = _vectorizer(self.vocabulary)
+        vectorizer.idf_ = self.idf
+        object.__setattr__(self, "_vectorizer", vectorizer)
+
+    def probabilities(self, texts: Sequence[str]) -> Floats:
+        features = self._vectorizer.transform(list(texts))
+        logits = np.asarray(features @ self.coef.T, dtype=np.float64) + self.intercept
+        return _softmax(logits)
+
+
+def _softmax(logits: Floats) -> Floats:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    result: Floats = exp / exp.sum(axis=1, keepdims=True)
+    return result
+
+
+@dataclass(frozen=True)
+class IntentModel:
+    labels: tuple[str, ...]
+    coef: npt.NDArray[np.float32]
+    intercept: npt.NDArray[np.float32]
+    lexical: LexicalHead | None
+    weight: float
+    temperature: float
+    threshold: float
+    oos_label: str
+    encoder: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def probabilities(self, texts: Sequence[str], vectors: Vector) -> Floats:
+        dense = _softmax(np.atleast_2d(vectors).astype(np.float64) @ self.coef.T + self.intercept)
+        mixed = dense
+        if self.lexical is not None and self.weight > 0:
+            mixed = (1 - self.weight) * dense + self.weight * self.lexical.probabilities(texts)
+        return _softmax(np.log(np.clip(mixed, 1e-12, None)) / self.temperature)
+
+    def predict(self, texts: Sequence[str], vectors: Vector) -> list[Prediction]:
+        probabilities = self.probabilities(texts, vectors)
+        best = probabilities.argmax(axis=1)
+        predictions = []
+        for row, index in enumerate(best):
+            confidence = float(probabilities[row, index])
+            label = self.labels[index]
+            out = label == self.oos_label or confidence < self.threshold
+            predictions.append(Prediction(label, confidence, out))
+        return predictions
+
+    def predict_one(self, text: str, vector: Vector) -> Prediction:
+        return self.predict([text], vector)[0]
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, Any] = {"coef": self.coef, "intercept": self.intercept}
+        if self.lexical is not None:
+            arrays.update(
+                lexical_idf=self.lexical.idf,
+                lexical_coef=self.lexical.coef,
+                lexical_intercept=self.lexical.intercept,
+            )
+            (folder / "vocabulary.json").write_text(json.dumps(self.lexical.vocabulary))
+        np.savez_compressed(folder / "model.npz", **arrays)
+        meta = dict(self.meta)
+        meta.update(
+            labels=list(self.labels),
+            weight=self.weight,
+            temperature=self.temperature,
+            threshold=self.threshold,
+            oos_label=self.oos_label,
+            encoder=self.encoder,
+        )
+        (folder / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, folder: Path) -> IntentModel:
+        meta = json.loads((folder / "meta.json").read_text())
+        with np.load(folder / "model.npz") as arrays:
+            lexical = None
+            if "lexical_coef" in arrays:
+                lexical = LexicalHead(
+                    vocabulary=json.loads((folder / "vocabulary.json").read_text()),
+                    idf=arrays["lexical_idf"],
+                    coef=arrays["lexical_coef"],
+                    intercept=arrays["lexical_intercept"],
+                )
+            return cls(
+                labels=tuple(meta["labels"]),
+                coef=arrays["coef"],
+                intercept=arrays["intercept"],
+                lexical=lexical,
+                weight=float(meta["weight"]),
+                temperature=float(meta["temperature"]),
+                threshold=float(meta["threshold"]),
+                oos_label=str(meta["oos_label"]),
+                encoder=str(meta["encoder"]),
+                meta=meta,
+            )
+
+
+def _dense(vectors: Vector, labels: Sequence[str], c: float) -> LogisticRegression:
+    return LogisticRegression(C=c, max_iter=3000).fit(vectors, np.asarray(labels))
+
+
+def _lexical(texts: Sequence[str], labels: Sequence[str]) -> tuple[LexicalHead, list[str]]:
+    vectorizer = _vectorizer()
+    features = vectorizer.fit_transform(list(texts))
+    model = LogisticRegression(C=LEXICAL_C, max_iter=3000).fit(features, np.asarray(labels))
+    head = LexicalHead(
+        vocabulary={str(k): int(v) for k, v in vectorizer.vocabulary_.items()},
+        idf=vectorizer.idf_.astype(np.float32),
+        coef=model.coef_.astype(np.float32),
+        intercept=model.intercept_.astype(np.float32),
+    )
+    return head, [str(c) for c in model.classes_]
+
+
+def expected_calibration_error(
+    confidence: Floats, correct: npt.NDArray[np.bool_], bins: int = 10
+) -> float:
+    total = 0.0
+    for low, high in itertools.pairwise(np.linspace(0.0, 1.0, bins + 1)):
+        inside = (confidence > low) & (confidence <= high)
+        if inside.any():
+            gap = abs(float(confidence[inside].mean()) - float(correct[inside].mean()))
+            total += gap * float(inside.mean())
+    return total
+
+
+def _choose_threshold(
+    confidence: Floats, predicted: Sequence[str], gold: Sequence[str], oos_label: str
+) -> float:
+    """The threshold that best balances in-scope accuracy and out-of-scope F1."""
+    best_t, best_score = 0.0, -1.0
+    gold_oos = np.array([g == oos_label for g in gold])
+    said_oos = np.array([p == oos_label for p in predicted])
+    correct = np.array([p == g for p, g in zip(predicted, gold, strict=True)])
+    for t in np.linspace(0.0, 0.9, 91):
+        flagged = said_oos | (confidence < t)
+        hits = float((flagged & gold_oos).sum())
+        precision = hits / max(float(flagged.sum()), 1.0)
+        recall = hits / max(float(gold_oos.sum()), 1.0)
+        f1 = 2 * precision * recall / max(precision + recall, 1e-9)
+        in_acc = float((correct & ~flagged & ~gold_oos).sum()) / max(float((~gold_oos).sum()), 1)
+        score = (f1 + in_acc) / 2
+        if score > best_score + 1e-9:
+            best_t, best_score = float(t), score
+    return best_t
+
+
+def train(
+    texts: Sequence[str],
+    vectors: Vector,
+    labels: Sequence[str],
+    *,
+    encoder: str,
+    oos_label: str = DEFAULT_OOS,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> IntentModel:
+    """Fit the model on examples (text, encoder vector, label)."""
+    started = time.perf_counter()
+    labels = list(labels)
+    classes = sorted(set(labels))
+    counts = {c: labels.count(c) for c in classes}
+    has_oos = oos_label in counts
+    can_validate = min(counts.values()) >= 3 and len(labels) >= 5 * len(classes)
+    weight, temperature, threshold, chosen_c = 0.35, 1.0, 0.0, DENSE_C[1]
+    calibration: dict[str, float] = {}
+    steps = len(DENSE_C) + 3 if can_validate else 2
+    done = 0
+
+    def step(what: str) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(what, done, steps)
+
+    if can_validate:
+        indexes = np.arange(len(labels))
+        fit_i, val_i = train_test_split(indexes, test_size=0.2, random_state=seed, stratify=labels)
+        fit_y = [labels[i] for i in fit_i]
+        val_y = [labels[i] for i in val_i]
+        best_accuracy, dense_val = -1.0, np.zeros(0)
+        for c in DENSE_C:
+            candidate = _dense(vectors[fit_i], fit_y, c)
+            probabilities = candidate.predict_proba(vectors[val_i])
+            accuracy = float((candidate.classes_[probabilities.argmax(1)] == val_y).mean())
+            if accuracy > best_accuracy:
+                best_accuracy, chosen_c, dense_val = accuracy, c, probabilities
+            step("choosing regularisation")
+        head, order = _lexical([texts[i] for i in fit_i], fit_y)
+        lexical_val = head.probabilities([texts[i] for i in val_i])
+        assert order == classes
+        step("fitting the n-gram head")
+        gold = np.array([classes.index(y) for y in val_y])
+        best_accuracy = -1.0
+        for w in WEIGHTS:
+            mixed = (1 - w) * dense_val + w * lexical_val
+            accuracy = float((mixed.argmax(1) == gold).mean())
+            if accuracy > best_accuracy + 1e-9:
+                best_accuracy, weight = accuracy, w
+        log_mixed = np.log(np.clip((1 - weight) * dense_val + weight * lexical_val, 1e-12, None))
+
+        def nll(t: float) -> float:
+            scaled = _softmax(log_mixed / t)
+            return float(-np.log(np.clip(scaled[np.arange(len(gold)), gold], 1e-12, None)).mean())
+
+        temperature = float(minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded").x)
+        calibrated = _softmax(log_mixed / temperature)
+        confidence = calibrated.max(axis=1)
+        predicted = [classes[i] for i in calibrated.argmax(axis=1)]
+        correct = calibrated.argmax(axis=1) == gold
+        calibration = {
+            "validation_accuracy": round(best_accuracy, 4),
+            "ece_before": round(expected_calibration_error(np.exp(log_mixed).max(1), correct), 4),
+            "ece_after": round(expected_calibration_error(confidence, correct), 4),
+        }
+        if has_oos:
+            threshold = _choose_threshold(confidence, predicted, val_y, oos_label)
+        step("calibrating")
+    dense = _dense(vectors, labels, chosen_c)
+    lexical: LexicalHead | None = None
+    if weight > 0:
+        lexical, _ = _lexical(texts, labels)
+    step("fitting on all examples")
+    return IntentModel(
+        labels=tuple(str(c) for c in dense.classes_),
+        coef=dense.coef_.astype(np.float32),
+        intercept=dense.intercept_.astype(np.float32),
+        lexical=lexical,
+        weight=weight,
+        temperature=temperature,
+        threshold=threshold,
+        oos_label=oos_label,
+        encoder=encoder,
+        meta={
+            "dense_C": chosen_c,
+            "lexical_C": LEXICAL_C,
+            "seed": seed,
+            "examples": len(labels),
+            "classes": len(classes),
+            "has_oos_examples": has_oos,
+            "calibration": calibration,
+            "fit_seconds": round(time.perf_counter() - started, 2),
+        },
+    )

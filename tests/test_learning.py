@@ -1,0 +1,156 @@
+"""Intent models: labelled files, training, evaluation, the registry and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tests.conftest import DEMO, SharedEmbedder
+from typer.testing import CliRunner
+
+from frontdesk.cli import app
+from frontdesk.learning.datasets import DatasetError, load_labelled
+from frontdesk.learning.intents import IntentModel
+from frontdesk.learning.registry import ModelRegistry, RegistryError
+from frontdesk.learning.workflow import evaluate_intents, train_intents
+
+runner = CliRunner()
+
+TOY = """text,label,source
+where is my parcel,order_status,a
+has my order shipped yet,order_status,a
+when will my package arrive,order_status,a
+track my order please,order_status,a
+what's the status of my delivery,order_status,b
+is my order on its way,order_status,b
+i want to return these shoes,return_item,a
+how do i send something back,return_item,a
+can i return a jacket,return_item,a
+start a return for me,return_item,b
+i'd like to return my order,return_item,b
+return this item please,return_item,b
+what's the weather like today,oos,a
+tell me a joke,oos,a
+who won the football game,oos,b
+how do i bake bread,oos,b
+what is the capital of peru,oos,b
+recommend a good movie,oos,a
+"""
+
+
+def _write(tmp_path: Path, name: str, content: str | bytes) -> Path:
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("words,label\nhi,greeting\nbye,goodbye\n", r"x.csv:1: missing column\(s\) text"),
+        ("text,label\nhi,greeting\n,goodbye\n", r"x.csv:3: the text is empty"),
+        ("text,label\nhi,greeting\nbye,\n", r"x.csv:3: the label is empty"),
+        ("text,label\nhi,greeting\nhello,greeting\n", r"only 1 label\(s\) \(greeting\)"),
+        ("text,label\n", r"x.csv: no examples"),
+        (b"text,label\nhi,greet\n\xff\xfe caf\xe9,x\n", r"x.csv: not UTF-8 text"),
+    ],
+)
+def test_that_a_bad_labelled_file_is_refused_naming_the_file_and_line(
+    tmp_path: Path, content: str | bytes, message: str
+) -> None:
+    with pytest.raises(DatasetError, match=message):
+        load_labelled(_write(tmp_path, "x.csv", content))
+
+
+def test_that_extra_columns_are_ignored_and_shots_sample_per_label(tmp_path: Path) -> None:
+    data = load_labelled(_write(tmp_path, "toy.csv", TOY))
+    assert len(data) == 18 and data.classes == ["oos", "order_status", "return_item"]
+    sampled = data.sample(2, seed=1, keep=frozenset({"oos"}))
+    assert sampled.counts() == {"order_status": 2, "return_item": 2, "oos": 6}
+    assert sampled.texts == data.sample(2, seed=1, keep=frozenset({"oos"})).texts
+
+
+def test_that_a_model_trains_evaluates_and_is_versioned_with_its_data(
+    tmp_path: Path, shared_embedder: SharedEmbedder
+) -> None:
+    data = load_labelled(_write(tmp_path, "toy.csv", TOY))
+    registry = ModelRegistry(tmp_path / "models")
+    first = train_intents(registry, shared_embedder, data, "toy")
+    second = train_intents(registry, shared_embedder, data, "toy", shots=4, seed=3)
+    assert (first.version.version, second.version.version) == (1, 2)
+    assert registry.active_version("intents", "toy") == 2
+    meta = second.version.meta
+    assert meta["data_sha256"] != first.version.meta["data_sha256"]
+    assert meta["shots"] == 4 and meta["label_counts"]["oos"] == 6
+    assert "created_at" in meta and meta["encoder"] == shared_embedder.name
+    model = IntentModel.load(first.version.path)
+    report = evaluate_intents(model, shared_embedder, data)
+    assert report["accuracy"] > 0.8
+    assert {"macro_f1", "in_scope_accuracy", "oos_precision", "oos_recall"} <= set(report)
+    vector = shared_embedder.embed(["where is my parcel right now"])
+    prediction = model.predict_one("where is my parcel right now", vector)
+    assert prediction.label == "order_status" and not prediction.out_of_scope
+    assert 0 < prediction.confidence <= 1
+
+
+def test_that_a_failed_training_leaves_nothing_in_the_registry(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "models")
+
+    def broken(folder: Path) -> None:
+        (folder / "model.npz").write_bytes(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        registry.add("intents", "toy", broken, {})
+    assert registry.versions("intents", "toy") == []
+    assert list((tmp_path / "models" / "intents" / "toy").iterdir()) == []
+    with pytest.raises(RegistryError, match="no intents model 'toy' is active"):
+        registry.get("intents", "toy")
+
+
+def test_that_the_cli_trains_evaluates_lists_and_activates(tmp_path: Path) -> None:
+    data = _write(tmp_path, "toy.csv", TOY)
+    home = ["--data-dir", str(tmp_path / "d")]
+    trained = runner.invoke(app, ["train", "intents", str(data), "--name", "toy", *home])
+    assert trained.exit_code == 0, trained.output
+    assert "not built yet" in trained.output and "version 1 (active)" in trained.output
+    runner.invoke(app, ["train", "intents", str(data), "--name", "toy", "--shots", "3", *home])
+    evaluated = runner.invoke(
+        app, ["eval", "intents", str(data), "--name", "toy", "--json", "--version", "1", *home]
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    report = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    for key in ("accuracy", "macro_f1", "in_scope_accuracy", "oos_precision", "oos_recall"):
+        assert isinstance(report[key], float), key
+    assert report["model"] == {"name": "toy", "version": 1}
+    table = runner.invoke(app, ["eval", "intents", str(data), "--name", "toy", *home])
+    assert "most confused" in table.stdout or "accuracy" in table.stdout
+    listed = runner.invoke(app, ["models", "list", *home])
+    assert listed.exit_code == 0 and "toy" in listed.stdout
+    activated = runner.invoke(app, ["models", "activate", "toy", "1", *home])
+    assert activated.exit_code == 0
+    assert ModelRegistry(tmp_path / "d" / "models").active_version("intents", "toy") == 1
+    missing = runner.invoke(app, ["models", "activate", "toy", "9", *home])
+    assert missing.exit_code == 1 and "has no version 9" in missing.output
+
+
+def test_that_the_cli_refuses_a_bad_file_without_registering_anything(tmp_path: Path) -> None:
+    bad = _write(tmp_path, "bad.csv", "text,label\nhi,greeting\n")
+    home = ["--data-dir", str(tmp_path / "d")]
+    result = runner.invoke(app, ["train", "intents", str(bad), "--name", "toy", *home])
+    assert result.exit_code == 1 and "only 1 label" in result.output
+    assert ModelRegistry(tmp_path / "d" / "models").versions("intents", "toy") == []
+    unknown = runner.invoke(app, ["eval", "intents", str(bad), "--name", "nope", *home])
+    assert unknown.exit_code == 1 and "frontdesk train intents" in unknown.output
+
+
+def test_that_the_demo_store_intent_data_has_20_examples_per_intent() -> None:
+    train = load_labelled(DEMO / "intents" / "train.csv")
+    test = load_labelled(DEMO / "intents" / "test.csv")
+    assert min(train.counts().values()) >= 20
+    assert set(train.classes) == set(test.classes)
+    assert not {t.lower() for t in train.texts} & {t.lower() for t in test.texts}
