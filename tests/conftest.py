@@ -194,3 +194,34 @@ async def say(
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
+
+
+@pytest.fixture(scope="session")
+def demo_intents(tmp_path_factory: pytest.TempPathFactory, shared_embedder: SharedEmbedder) -> Path:
+    """A model registry holding the demo store's intent model, trained once per run."""
+    from frontdesk.demo import DEMO_INTENTS
+    from frontdesk.learning.datasets import load_labelled
+    from frontdesk.learning.registry import ModelRegistry
+    from frontdesk.learning.workflow import train_intents
+
+    root = tmp_path_factory.mktemp("registry") / "models"
+    data = load_labelled(DEMO / "intents" / "train.csv")
+    train_intents(ModelRegistry(root), shared_embedder, data, DEMO_INTENTS)
+    return root
+
+
+@pytest.fixture
+async def smart_client(
+    settings: Settings, shared_embedder: SharedEmbedder, demo_intents: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An API client whose service also runs the demo store's intent model."""
+    from frontdesk.demo import DEMO_INTENTS
+
+    shutil.copytree(demo_intents, settings.data_dir / "models")
+    smart = settings.model_copy(update={"intent_model": DEMO_INTENTS})
+    fd = Frontdesk(smart, embedder=shared_embedder)
+    await fd.start()
+    transport = httpx.ASGITransport(app=create_app(frontdesk=fd))
+    async with httpx.AsyncClient(transport=transport, base_url="http://frontdesk.test") as c:
+        yield c
+    await fd.close()

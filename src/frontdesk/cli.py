@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from frontdesk import __version__
 from frontdesk.company.guidelines import GuidelinesError
@@ -141,10 +148,23 @@ def demo(
         Path, typer.Option("--data-dir", help="Where the demo database lives.")
     ] = Path("var/demo"),
 ) -> None:
-    """Serve the bundled demo store (Northwind Outfitters) on a local SQLite database."""
-    from frontdesk.demo import demo_settings, demo_store_dir
+    """Serve the bundled demo store (Northwind Outfitters) on a local SQLite database.
+
+    The first start trains the demo's intent model and embeds its help centre; later starts
+    reuse both."""
+    from frontdesk.demo import demo_settings, demo_store_dir, ensure_demo_intents
 
     settings = demo_settings(data_dir)
+    with _progress() as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def advance(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(f"intents: {what}", total=total)
+            bar.update(tasks[what], completed=done, total=total)
+
+        if ensure_demo_intents(settings, advance):
+            console.print("trained the demo store's intent model")
     _run_server(settings, host, port, demo_store_dir() / "knowledge")
 
 
@@ -229,6 +249,17 @@ def migrate(data_dir: DataDirOpt = None) -> None:
 def version() -> None:
     """Print the version."""
     print(__version__)
+
+
+def _learning() -> None:
+    from frontdesk.cli_learning import eval_app, models_app, train_app
+
+    app.add_typer(train_app, name="train")
+    app.add_typer(eval_app, name="eval")
+    app.add_typer(models_app, name="models")
+
+
+_learning()
 
 
 def main() -> None:

@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     embedding_threads: int = Field(
         default=2, ge=1, description="onnxruntime intra-op threads for the sentence encoder."
     )
+    intent_model: str | None = Field(
+        default=None,
+        description=(
+            "Name of the intent model the service loads (its active version, trained with "
+            "`frontdesk train intents`). None: no intent model; retrieval confidence and the "
+            "guidelines' patterns decide alone."
+        ),
+    )
     knowledge_refresh_seconds: float = Field(
         default=30.0,
         ge=0,

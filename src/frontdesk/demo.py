@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from frontdesk.config import Settings
+from frontdesk.learning.workflow import Progress
+
+DEMO_INTENTS = "demo-store"
 
 
 def demo_store_dir() -> Path:
@@ -26,6 +29,26 @@ def demo_settings(data_dir: Path | None = None, **overrides: object) -> Settings
     values: dict[str, object] = {
         "company_dir": demo_store_dir(),
         "data_dir": data_dir or Path("var") / "demo",
+        "intent_model": DEMO_INTENTS,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def ensure_demo_intents(settings: Settings, progress: Progress | None = None) -> bool:
+    """Train the demo store's intent model unless a version is active. True if trained."""
+    from frontdesk.learning.datasets import load_labelled
+    from frontdesk.learning.registry import ModelRegistry
+    from frontdesk.learning.workflow import KIND, train_intents
+    from frontdesk.service import default_embedder
+
+    registry = ModelRegistry(settings.data_dir / "models")
+    if registry.active_version(KIND, DEMO_INTENTS) is not None:
+        return False
+    data = load_labelled(demo_store_dir() / "intents" / "train.csv")
+    embedder = default_embedder(settings)
+    try:
+        train_intents(registry, embedder, data, DEMO_INTENTS, progress=progress)
+    finally:
+        embedder.close()
+    return True

@@ -17,11 +17,14 @@ from sqlalchemy.orm import Session
 from frontdesk.adapters.local_bus import LocalBus
 from frontdesk.adapters.store.database import Database
 from frontdesk.adapters.store.tables import ArticleRow
+from frontdesk.company.catalog import Catalog, load_catalog
 from frontdesk.company.guidelines import Guidelines, load_guidelines
 from frontdesk.config import Settings
 from frontdesk.core.ports import Bus, Embedder
 from frontdesk.knowledge.ingest import IngestReport, Progress, ingest_folder
 from frontdesk.knowledge.retrieval import Retriever
+from frontdesk.learning.intents import IntentModel
+from frontdesk.learning.registry import ModelRegistry, RegistryError
 
 log = logging.getLogger("frontdesk")
 
@@ -58,6 +61,8 @@ class Frontdesk:
         self._knowledge_signature: tuple[int, str] | None = None
         self._refresher: asyncio.Task[None] | None = None
         self.guidelines: Guidelines = Guidelines()
+        self.intents: IntentModel | None = None
+        self.catalog: Catalog | None = None
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.secret = settings.resolved_secret_key()
 
@@ -86,8 +91,11 @@ class Frontdesk:
     async def start(self, *, load_knowledge: bool = True) -> None:
         """Open the database, apply migrations, read the guidelines and load the index."""
         self.guidelines = load_guidelines(self.settings.company_dir)
+        self.catalog = await asyncio.to_thread(load_catalog, self.settings.company_dir)
         self._db = Database(self.settings.resolved_database_url)
         await self._db.migrate()
+        if self.settings.intent_model:
+            self.intents = await asyncio.to_thread(self._load_intents, self.settings.intent_model)
         if load_knowledge:
             await self.reload_knowledge()
             if self.settings.knowledge_refresh_seconds > 0:
@@ -105,6 +113,21 @@ class Frontdesk:
         if self._db is not None:
             await self._db.dispose()
             self._db = None
+
+    @property
+    def registry(self) -> ModelRegistry:
+        return ModelRegistry(self.settings.data_dir / "models")
+
+    def _load_intents(self, name: str) -> IntentModel:
+        version = self.registry.get("intents", name)
+        model = IntentModel.load(version.path)
+        if model.encoder != self.embedder.name:
+            raise RegistryError(
+                f"intents model {name!r} version {version.version} was trained on encoder "
+                f"{model.encoder!r}, the service runs {self.embedder.name!r}: retrain it"
+            )
+        log.info("intents model %s version %d loaded", name, version.version)
+        return model
 
     def conversation_lock(self, conversation_id: str) -> asyncio.Lock:
         """One turn at a time per conversation inside this worker (keeps a burst in order)."""

@@ -165,6 +165,8 @@ def _store_reply(
             {
                 "seq": seq,
                 "action": decision.action.value,
+                "reason": decision.reason,
+                "intent": meta.get("intent"),
                 "confidence": meta["confidence"],
                 "citations": [c.id for c in checked.draft.citations],
             },
@@ -246,12 +248,16 @@ def _think(
     settings = fd.settings
     text = received.message.text
     context = context_stage.build(received.conversation, received.history, settings.history_turns)
-    passages = (
-        fd.retriever.search_vector(text, vector, settings.retrieval_top_k)
-        if vector is not None
-        else []
+    passages = []
+    intent = None
+    if vector is not None:
+        passages = fd.retriever.search_vector(text, vector, settings.retrieval_top_k)
+        if fd.intents is not None:
+            intent = fd.intents.predict_one(text, vector)
+    earlier = [m.text for m in received.history if m.role is Role.CUSTOMER]
+    understanding = understand(
+        text, passages, fd.guidelines, intent=intent, earlier=earlier, catalog=fd.catalog
     )
-    understanding = understand(text, passages, fd.guidelines)
     decision = decide(context, understanding, fd.guidelines, settings.answer_threshold)
     open_now = fd.guidelines.working_hours.is_open(utcnow())
     draft = respond(decision, understanding, fd.guidelines, open_now=open_now)
@@ -261,8 +267,17 @@ def _think(
         "reason": decision.reason,
         "confidence": round(understanding.confidence, 4),
         "sentiment": round(understanding.sentiment, 4),
+        "frustration": understanding.mood.frustration,
         "passages": [p.chunk_id for p in understanding.passages[:3]],
     }
+    if understanding.entities:
+        meta["entities"] = [{"kind": e.kind, "value": e.value} for e in understanding.entities]
+    if understanding.mood.signals:
+        meta["frustration_signals"] = list(understanding.mood.signals)
+    if intent is not None:
+        meta["intent"] = intent.label
+        meta["intent_confidence"] = round(intent.confidence, 4)
+        meta["out_of_scope"] = intent.out_of_scope
     if checked.interventions:
         meta["interventions"] = list(checked.interventions)
     return decision, checked, meta

@@ -45,6 +45,10 @@ class Texts(_Strict):
     )
     declined_human: NonEmpty = "No problem. What else can I help you with?"
     thanks: NonEmpty = "You're welcome! Is there anything else I can help you with?"
+    goodbye: NonEmpty = "Thanks for chatting with us. Goodbye!"
+    frustrated: NonEmpty = (
+        "I'm sorry this has been frustrating. I'm passing you to a person who can help."
+    )
 
 
 DEFAULT_HUMAN_PATTERNS = (
@@ -63,6 +67,9 @@ DEFAULT_NEGATIVE = r"^\s*(no|nope|nah|no thanks|not now|n)\b"
 class Escalation(_Strict):
     human_request_patterns: tuple[NonEmpty, ...] = DEFAULT_HUMAN_PATTERNS
     low_confidence_turns: int = Field(default=2, ge=1, le=10)
+    frustration_threshold: float = Field(
+        default=0.7, gt=0, le=1, description="Frustration at or above which a person takes over."
+    )
     affirmative_pattern: NonEmpty = DEFAULT_AFFIRMATIVE
     negative_pattern: NonEmpty = DEFAULT_NEGATIVE
 
@@ -128,6 +135,17 @@ class WorkingHours(_Strict):
         return start <= local.time().replace(tzinfo=None) < end
 
 
+class IntentNames(_Strict):
+    """Which labels of the company's intent model the pipeline acts on by itself."""
+
+    talk_to_human: NonEmpty = "talk_to_human"
+    greeting: NonEmpty = "greeting"
+    thanks: NonEmpty = "thanks"
+    goodbye: NonEmpty = "goodbye"
+    affirm: NonEmpty = "affirm"
+    deny: NonEmpty = "deny"
+
+
 class KpiTargets(_Strict):
     first_response_seconds: float = Field(default=5.0, gt=0)
     csat: float = Field(default=4.2, ge=1, le=5)
@@ -146,6 +164,7 @@ class Guidelines(_Strict):
     glossary: dict[str, str] = Field(default_factory=dict)
     texts: Texts = Field(default_factory=Texts)
     escalation: Escalation = Field(default_factory=Escalation)
+    intents: IntentNames = Field(default_factory=IntentNames)
     working_hours: WorkingHours = Field(default_factory=WorkingHours)
     kpi_targets: KpiTargets = Field(default_factory=KpiTargets)
 

@@ -19,6 +19,7 @@ class Action(StrEnum):
     DECLINED_HUMAN = "declined_human"
     GREET = "greet"
     THANKS = "thanks"
+    GOODBYE = "goodbye"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +32,15 @@ class Decision:
 def decide(
     context: Context, understanding: Understanding, guidelines: Guidelines, threshold: float
 ) -> Decision:
-    """The next move and the conversation state to carry forward."""
+    """The next move and the conversation state to carry forward.
+
+    In order: a request for a person, an answer to the offer of one, frustration, small talk,
+    out of scope (ask again, then offer a person), a confident answer from the knowledge,
+    and otherwise ask to rephrase (then offer a person)."""
     state = dict(context.state)
     offered = bool(state.pop("offered_human", False))
     streak = int(state.get("low_confidence_streak", 0))
+    escalation = guidelines.escalation
 
     def done(action: Action, reason: str, *, low: bool = False, offer: bool = False) -> Decision:
         state["low_confidence_streak"] = streak + 1 if low else 0
@@ -42,18 +48,27 @@ def decide(
             state["offered_human"] = True
         return Decision(action, reason, state)
 
+    def unclear(reason: str) -> Decision:
+        if streak + 1 >= escalation.low_confidence_turns:
+            return done(Action.OFFER_HUMAN, f"{reason}_repeated", low=True, offer=True)
+        return done(Action.REPHRASE, reason, low=True)
+
     if understanding.wants_human:
         return done(Action.HANDOFF, "customer_request")
     if offered and understanding.affirmative:
         return done(Action.HANDOFF, "accepted_offer")
     if offered and understanding.negative:
         return done(Action.DECLINED_HUMAN, "declined_offer")
+    if understanding.mood.frustration >= escalation.frustration_threshold:
+        return done(Action.HANDOFF, "frustration")
     if understanding.greeting:
         return done(Action.GREET, "greeting")
     if understanding.thanks:
         return done(Action.THANKS, "thanks")
+    if understanding.goodbye:
+        return done(Action.GOODBYE, "goodbye")
+    if understanding.out_of_scope:
+        return unclear("out_of_scope")
     if understanding.best is not None and understanding.confidence >= threshold:
         return done(Action.ANSWER, "confident")
-    if streak + 1 >= guidelines.escalation.low_confidence_turns:
-        return done(Action.OFFER_HUMAN, "low_confidence_repeated", low=True, offer=True)
-    return done(Action.REPHRASE, "low_confidence", low=True)
+    return unclear("low_confidence")

@@ -42,7 +42,10 @@ def respond(
                 grounded_in=clean_passage(best.text),
             )
         case Action.HANDOFF:
-            return Draft(texts.handoff if open_now else texts.handoff_closed, (), handoff=True)
+            text = texts.handoff if open_now else texts.handoff_closed
+            if decision.reason == "frustration" and open_now:
+                text = texts.frustrated
+            return Draft(text, (), handoff=True)
         case Action.OFFER_HUMAN:
             return Draft(texts.offer_human, (), handoff=False)
         case Action.DECLINED_HUMAN:
@@ -51,5 +54,7 @@ def respond(
             return Draft(texts.greeting, (), handoff=False)
         case Action.THANKS:
             return Draft(texts.thanks, (), handoff=False)
+        case Action.GOODBYE:
+            return Draft(texts.goodbye, (), handoff=False)
         case Action.REPHRASE:
             return Draft(texts.fallback, (), handoff=False)

@@ -1,16 +1,24 @@
-"""Understand stage: what the message asks, how well the knowledge covers it, and the mood."""
+"""Understand stage: what the message asks, how well the knowledge covers it, and the mood.
+
+Signals come from three places: the intent model (when the company has trained one), the
+retrieval confidence (cosine similarity of the best passage), and patterns from the
+guidelines (a request for a person, yes and no to an offer, greetings and thanks), which also
+work without an intent model.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
+from frontdesk.company.catalog import Catalog
 from frontdesk.company.guidelines import Escalation, Guidelines
 from frontdesk.core.types import Passage
+from frontdesk.learning.intents import Prediction
+from frontdesk.pipeline.entities import Entity, extract
+from frontdesk.pipeline.sentiment import Mood, mood
 
 _GREETING = re.compile(
     r"^\s*(hi|hello|hey|hiya|howdy|good (morning|afternoon|evening))( there)?\s*[!.,]*\s*$",
@@ -31,16 +39,19 @@ class Understanding:
     negative: bool
     greeting: bool
     thanks: bool
-    sentiment: float
+    goodbye: bool
+    mood: Mood
+    intent: Prediction | None = None
+    out_of_scope: bool = False
+    entities: tuple[Entity, ...] = field(default=())
 
     @property
     def best(self) -> Passage | None:
         return self.passages[0] if self.passages else None
 
-
-@lru_cache(maxsize=1)
-def _analyzer() -> SentimentIntensityAnalyzer:
-    return SentimentIntensityAnalyzer()
+    @property
+    def sentiment(self) -> float:
+        return self.mood.sentiment
 
 
 @lru_cache(maxsize=64)
@@ -54,11 +65,6 @@ def _patterns(
     )
 
 
-def sentiment(text: str) -> float:
-    """VADER compound score in [-1, 1]."""
-    return float(_analyzer().polarity_scores(text)["compound"])
-
-
 def needs_knowledge(text: str, guidelines: Guidelines) -> bool:
     """False for messages whose reply never depends on the knowledge base (a request for a
     person, a bare greeting or thanks): their turn skips the sentence encoder."""
@@ -66,17 +72,32 @@ def needs_knowledge(text: str, guidelines: Guidelines) -> bool:
     return not (_GREETING.match(text) or _THANKS.match(text) or any(p.search(text) for p in human))
 
 
-def understand(text: str, passages: Sequence[Passage], guidelines: Guidelines) -> Understanding:
-    """Read the (pseudonymized) text together with the passages retrieved for it."""
+def understand(
+    text: str,
+    passages: Sequence[Passage],
+    guidelines: Guidelines,
+    *,
+    intent: Prediction | None = None,
+    earlier: Sequence[str] = (),
+    catalog: Catalog | None = None,
+) -> Understanding:
+    """Read the (pseudonymized) text with the passages retrieved for it, the intent model's
+    prediction (if any) and the customer's earlier messages."""
     human, yes, no = _patterns(guidelines.escalation)
+    names = guidelines.intents
     confidence = passages[0].similarity if passages else 0.0
+    said = intent.label if intent is not None and not intent.out_of_scope else None
     return Understanding(
         passages=tuple(passages),
         confidence=max(0.0, min(1.0, confidence)),
-        wants_human=any(p.search(text) for p in human),
-        affirmative=bool(yes.search(text)),
-        negative=bool(no.search(text)),
-        greeting=bool(_GREETING.match(text)),
-        thanks=bool(_THANKS.match(text)),
-        sentiment=sentiment(text),
+        wants_human=any(p.search(text) for p in human) or said == names.talk_to_human,
+        affirmative=bool(yes.search(text)) or said == names.affirm,
+        negative=bool(no.search(text)) or said == names.deny,
+        greeting=bool(_GREETING.match(text)) or said == names.greeting,
+        thanks=bool(_THANKS.match(text)) or said == names.thanks,
+        goodbye=said == names.goodbye,
+        mood=mood(text, earlier),
+        intent=intent,
+        out_of_scope=intent is not None and intent.out_of_scope,
+        entities=tuple(extract(text, catalog)),
     )
