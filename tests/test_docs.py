@@ -21,6 +21,8 @@ def test_that_every_command_is_in_the_readme() -> None:
     commands = [
         c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands
     ]
+    commands += [g.name for g in app.registered_groups if g.name]
+    assert {"train", "eval", "models"} <= set(commands)
     missing = [c for c in commands if f"`frontdesk {c}" not in readme]
     assert missing == [], f"commands missing from README.md: {missing}"
     assert readme.index("make demo") < 400 and readme.index("make test") < 400

@@ -93,9 +93,9 @@ def test_that_quantities_in_different_units_are_the_same_amount() -> None:
 
 def test_that_common_real_words_are_never_taken_for_typos() -> None:
     vocabulary = frozenset({"white", "table", "backpack"})
-    assert corrections("backpak", vocabulary) == ["backpack"]
-    assert corrections("while", vocabulary) == []
-    assert corrections("white", vocabulary) == []
+    assert corrections("backpak", vocabulary) == ("backpack",)
+    assert corrections("while", vocabulary) == ()
+    assert corrections("white", vocabulary) == ()
 
 
 # --- order ids, contact data, zips, amounts ---------------------------------------------------

@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -241,22 +242,43 @@ _REAL_WORDS = """
 _NOT_TYPOS = frozenset(_REAL_WORDS.split())
 
 
-def corrections(word: str, vocabulary: frozenset[str]) -> list[str]:
+@lru_cache(maxsize=16)
+def _by_length(vocabulary: frozenset[str]) -> dict[int, tuple[tuple[str, int], ...]]:
+    """The vocabulary grouped by word length, each word with its singular's length."""
+    groups: dict[int, list[tuple[str, int]]] = {}
+    for candidate in vocabulary:
+        groups.setdefault(len(candidate), []).append((candidate, len(singular(candidate))))
+    return {length: tuple(sorted(items)) for length, items in groups.items()}
+
+
+@lru_cache(maxsize=65536)
+def corrections(word: str, vocabulary: frozenset[str]) -> tuple[str, ...]:
     """Up to three words of ``vocabulary`` that the lower-case ``word`` may be a typo of.
 
     One edit is allowed for words of 5+ letters (singular), two for 9+. Known words, short
     words, words with digits and common real words (``_REAL_WORDS``) have no corrections.
+    Results are cached: customers' words repeat, and the catalog changes rarely.
     """
     own = singular(word)
     if word in vocabulary or own in vocabulary or word in _NOT_TYPOS or not word.isalpha():
-        return []
+        return ()
+    if len(own) < 5:
+        return ()
     found = []
-    for candidate in vocabulary:
-        shortest = min(len(singular(candidate)), len(own))
-        limit = 2 if shortest >= 9 else 1 if shortest >= 5 else 0
-        if limit and edit_distance(word, candidate, limit) <= limit:
-            found.append(candidate)
-    return sorted(found)[:3]
+    letters = set(word)
+    groups = _by_length(vocabulary)
+    for length in range(len(word) - 2, len(word) + 3):
+        for candidate, candidate_singular in groups.get(length, ()):
+            shortest = min(candidate_singular, len(own))
+            limit = 2 if shortest >= 9 else 1 if shortest >= 5 else 0
+            # One edit changes the set of letters by at most two: a cheap test first.
+            if (
+                limit
+                and len(letters ^ set(candidate)) <= 2 * limit
+                and (edit_distance(word, candidate, limit) <= limit)
+            ):
+                found.append(candidate)
+    return tuple(sorted(found)[:3])
 
 
 PRODUCT_SYNONYMS = {

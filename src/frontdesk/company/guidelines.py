@@ -138,6 +138,12 @@ class WorkingHours(_Strict):
 class IntentNames(_Strict):
     """Which labels of the company's intent model the pipeline acts on by itself."""
 
+    min_confidence: float = Field(
+        default=0.85,
+        ge=0,
+        le=1,
+        description="Confidence the model needs before the pipeline acts on one of these alone.",
+    )
     talk_to_human: NonEmpty = "talk_to_human"
     greeting: NonEmpty = "greeting"
     thanks: NonEmpty = "thanks"

@@ -86,7 +86,13 @@ def understand(
     human, yes, no = _patterns(guidelines.escalation)
     names = guidelines.intents
     confidence = passages[0].similarity if passages else 0.0
-    said = intent.label if intent is not None and not intent.out_of_scope else None
+    said = (
+        intent.label
+        if intent is not None
+        and not intent.out_of_scope
+        and intent.confidence >= names.min_confidence
+        else None
+    )
     return Understanding(
         passages=tuple(passages),
         confidence=max(0.0, min(1.0, confidence)),
