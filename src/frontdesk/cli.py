@@ -113,13 +113,11 @@ def ingest(
         raise typer.Exit(1) from exc
 
 
-def _run_server(settings: Settings, host: str, port: int, ingest_first: Path | None) -> None:
+def _run_server(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
     from frontdesk.api.app import create_app
 
-    if ingest_first is not None:
-        asyncio.run(_ingest(settings, ingest_first))
     console.print(f"Frontdesk {__version__} on http://{host}:{port}  (API docs: /docs)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
@@ -134,7 +132,7 @@ def serve(
     """Run the service (REST API, WebSocket chat, widget) with the configured company."""
     settings = _settings(company, data_dir)
     try:
-        _run_server(settings, host, port, None)
+        _run_server(settings, host, port)
     except GuidelinesError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -152,6 +150,11 @@ def demo(
 
     The first start trains the demo's intent model and embeds its help centre; later starts
     reuse both."""
+    _run_server(_prepare_demo(data_dir), host, port)
+
+
+def _prepare_demo(data_dir: Path) -> Settings:
+    """Demo settings, with the demo's intent model trained and its help centre ingested."""
     from frontdesk.demo import demo_settings, demo_store_dir, ensure_demo_intents
 
     settings = demo_settings(data_dir)
@@ -165,7 +168,8 @@ def demo(
 
         if ensure_demo_intents(settings, advance):
             console.print("trained the demo store's intent model")
-    _run_server(settings, host, port, demo_store_dir() / "knowledge")
+    asyncio.run(_ingest(settings, demo_store_dir() / "knowledge"))
+    return settings
 
 
 async def _chat(settings: Settings) -> None:
@@ -218,9 +222,7 @@ def chat(
 ) -> None:
     """Chat with the engine in the terminal, to try answers quickly."""
     if demo_store:
-        from frontdesk.demo import demo_settings
-
-        settings = demo_settings(data_dir)
+        settings = _prepare_demo(data_dir or Path("var/demo"))
     else:
         settings = _settings(company, data_dir)
     asyncio.run(_chat(settings))
