@@ -154,3 +154,19 @@ def test_that_the_demo_store_intent_data_has_20_examples_per_intent() -> None:
     assert min(train.counts().values()) >= 20
     assert set(train.classes) == set(test.classes)
     assert not {t.lower() for t in train.texts} & {t.lower() for t in test.texts}
+
+
+def test_that_the_fast_n_gram_features_match_the_vectorizer(tmp_path: Path) -> None:
+    import numpy as np
+
+    from frontdesk.learning.intents import _lexical, _vectorizer
+
+    data = load_labelled(_write(tmp_path, "toy.csv", TOY))
+    head, _ = _lexical(list(data.texts), list(data.labels))
+    texts = ["where is my parcel??", "RETURN these Shoes", "", "zzz qqq"]
+    reference = _vectorizer(head.vocabulary)
+    reference.idf_ = head.idf
+    logits = np.asarray(reference.transform(texts) @ head.coef.T) + head.intercept
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    assert np.allclose(head.probabilities(texts), expected, atol=1e-5)
