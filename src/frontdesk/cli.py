@@ -8,16 +8,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TaskID,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
 
 from frontdesk import __version__
+from frontdesk.cli_learning import ProgressBar
 from frontdesk.company.guidelines import GuidelinesError
 from frontdesk.config import Settings
 from frontdesk.knowledge.documents import KnowledgeError
@@ -58,30 +51,14 @@ def _settings(company: Path | None = None, data_dir: Path | None = None) -> Sett
         raise typer.Exit(2) from exc
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    )
-
-
 async def _ingest(settings: Settings, folder: Path) -> None:
     from frontdesk.service import Frontdesk
 
     fd = Frontdesk(settings)
     await fd.start(load_knowledge=False)
     try:
-        with _progress() as bar:
-            task = bar.add_task("embedding", total=None)
-
-            def advance(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total or 1)
-
-            report = await fd.ingest(folder, advance)
+        with ProgressBar() as bar:
+            report = await fd.ingest(folder, lambda done, total: bar("embedding", done, total))
     finally:
         await fd.close()
     console.print(
@@ -158,15 +135,8 @@ def _prepare_demo(data_dir: Path) -> Settings:
     from frontdesk.demo import demo_settings, demo_store_dir, ensure_demo_intents
 
     settings = demo_settings(data_dir)
-    with _progress() as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def advance(what: str, done: int, total: int) -> None:
-            if what not in tasks:
-                tasks[what] = bar.add_task(f"intents: {what}", total=total)
-            bar.update(tasks[what], completed=done, total=total)
-
-        if ensure_demo_intents(settings, advance):
+    with ProgressBar() as bar:
+        if ensure_demo_intents(settings, bar):
             console.print("trained the demo store's intent model")
     asyncio.run(_ingest(settings, demo_store_dir() / "knowledge"))
     return settings

@@ -43,8 +43,8 @@ def _registry(settings: Settings) -> Any:
     return ModelRegistry(settings.data_dir / "models")
 
 
-class _Bar:
-    """A rich progress bar fed by (what, done, total) callbacks."""
+class ProgressBar:
+    """Rich progress bars with an ETA, one per step, fed by (step, done, total) callbacks."""
 
     def __init__(self) -> None:
         self.progress = Progress(
@@ -57,7 +57,7 @@ class _Bar:
         )
         self.tasks: dict[str, Any] = {}
 
-    def __enter__(self) -> _Bar:
+    def __enter__(self) -> ProgressBar:
         self.progress.__enter__()
         return self
 
@@ -100,7 +100,7 @@ def train_intents_command(
     console.print(f"[dim]{FINE_TUNING_NOTE}[/dim]")
     embedder = default_embedder(settings)
     try:
-        with _Bar() as bar:
+        with ProgressBar() as bar:
             trained = train_intents(
                 _registry(settings),
                 embedder,
@@ -188,7 +188,7 @@ def eval_intents_command(
         raise _fail(exc) from exc
     embedder = default_embedder(settings)
     try:
-        with _Bar() as bar:
+        with ProgressBar() as bar:
             report = evaluate_intents(model, embedder, dataset, oos_label=oos_label, progress=bar)
     except DatasetError as exc:
         raise _fail(exc) from exc
