@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from frontdesk.core.ports import Bus, Subscription
@@ -48,5 +48,7 @@ class LocalBus(Bus):
                 if not followers:
                     del self._subscribers[conversation_id]
 
-    def subscribe(self, conversation_id: ConversationId) -> Any:
+    def subscribe(
+        self, conversation_id: ConversationId
+    ) -> AbstractAsyncContextManager[Subscription]:
         return self._subscribe(conversation_id)

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, Update, bindparam, func, insert, select, update
+from sqlalchemy import Table, Update, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.store.tables import (
@@ -247,11 +247,6 @@ def append_event(
     append_events(session, [(type_, payload)], conversation_id)
 
 
-def events_of(session: Session, conversation_id: str) -> list[dict[str, Any]]:
-    query = select(EVENTS).where(EVENTS.c.conversation_id == conversation_id).order_by(EVENTS.c.id)
-    return [dict(row) for row in session.execute(query).mappings()]
-
-
 def pseudonym_numbers(
     session: Session, conversation_id: str, wanted: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], int]:
@@ -278,8 +273,3 @@ def pseudonym_numbers(
             )
         )
     return {key: known[key] for key in wanted}
-
-
-def count_messages(session: Session, conversation_id: str) -> int:
-    query = select(func.count()).where(MESSAGES.c.conversation_id == conversation_id)
-    return int(session.execute(query).scalar_one())
