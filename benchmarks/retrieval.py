@@ -35,18 +35,18 @@ def _cited(retriever: Retriever, order: Sequence[int]) -> list[str]:
 
 
 async def run(data_dir: Path) -> dict[str, tuple[float, float]]:
-    fd = Frontdesk(demo_settings(data_dir))
+    fd = Frontdesk(demo_settings(data_dir, intent_model=None))
     await fd.start(load_knowledge=False)
     await fd.ingest(demo_store_dir() / "knowledge")
     retriever = fd.retriever
     with QUESTIONS.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     vectors = fd.embedder.embed([row["question"] for row in rows])
+    position = {chunk.id: i for i, chunk in enumerate(retriever._chunks)}
 
     rankings: dict[str, Callable[[str, np.ndarray], Sequence[int]]] = {
         "hybrid (Frontdesk)": lambda q, v: [
-            retriever._chunks.index(next(c for c in retriever._chunks if c.id == p.chunk_id))
-            for p in retriever.search_vector(q, v, top_k=20)
+            position[p.chunk_id] for p in retriever.search_vector(q, v, top_k=20)
         ],
         "dense only": lambda q, v: list(np.argsort(-(retriever._vectors @ v))[:20]),
         "BM25 only": lambda q, v: list(np.argsort(-retriever._lexical(q))[:20]),
