@@ -79,6 +79,12 @@ def test_that_bad_frames_get_an_error_and_the_socket_stays_open(live: TestClient
         ws.receive_json()
         ws.send_json({"type": "dance"})
         assert ws.receive_json()["error"]["code"] == "invalid_frame"
+        ws.send_text("{not json")
+        assert ws.receive_json()["error"]["message"] == "the frame is not JSON"
+        ws.send_bytes(b"\x00\x01")
+        assert ws.receive_json()["error"]["message"] == "frames must be JSON text"
+        ws.send_json(["a", "list"])
+        assert ws.receive_json()["error"]["code"] == "invalid_frame"
         ws.send_json({"type": "message", "text": "x" * 4001, "client_message_id": "big"})
         error = ws.receive_json()
         assert error["error"]["code"] == "message_too_long"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from typing import Any
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
@@ -37,7 +38,18 @@ def _error(code: str, message: str, client_message_id: Any = None) -> dict[str, 
 
 
 async def _handle_frame(fd: Frontdesk, websocket: WebSocket, conversation_id: str) -> None:
-    frame = await websocket.receive_json()
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    raw = message.get("text")
+    if raw is None:
+        await websocket.send_json(_error("invalid_frame", "frames must be JSON text"))
+        return
+    try:
+        frame = json.loads(raw)
+    except ValueError:
+        await websocket.send_json(_error("invalid_frame", "the frame is not JSON"))
+        return
     if not isinstance(frame, dict) or frame.get("type") != "message":
         await websocket.send_json(_error("invalid_frame", 'expected {"type": "message", ...}'))
         return
