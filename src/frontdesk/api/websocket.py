@@ -38,10 +38,10 @@ def _error(code: str, message: str, client_message_id: Any = None) -> dict[str, 
 
 
 async def _handle_frame(fd: Frontdesk, websocket: WebSocket, conversation_id: str) -> None:
-    message = await websocket.receive()
-    if message["type"] == "websocket.disconnect":
-        raise WebSocketDisconnect(message.get("code", 1000))
-    raw = message.get("text")
+    received = await websocket.receive()
+    if received["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(received.get("code", 1000))
+    raw = received.get("text")
     if raw is None:
         await websocket.send_json(_error("invalid_frame", "frames must be JSON text"))
         return
