@@ -61,13 +61,19 @@ def test_that_every_command_has_help(command: str) -> None:
     assert "Usage" in result.output
 
 
+def _knowledge(tmp_path: Path, name: str, content: str) -> Path:
+    """A knowledge folder with one file."""
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / name).write_text(content, encoding="utf-8")
+    return kb
+
+
 def test_that_ingest_loads_a_folder_and_reports_what_it_did(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    kb = tmp_path / "kb"
-    kb.mkdir()
-    (kb / "tents.md").write_text("# Tents\n\nOur tents sleep two people.", encoding="utf-8")
+    kb = _knowledge(tmp_path, "tents.md", "# Tents\n\nOur tents sleep two people.")
     result = runner.invoke(app, ["ingest", str(kb), "--data-dir", str(tmp_path / "data")])
     assert result.exit_code == 0, result.output
     assert "ingested 1 articles (1 chunks)" in result.output
@@ -76,9 +82,7 @@ def test_that_ingest_loads_a_folder_and_reports_what_it_did(
 
 
 def test_that_ingest_explains_a_bad_faq_file(tmp_path: Path) -> None:
-    kb = tmp_path / "kb"
-    kb.mkdir()
-    (kb / "faq.csv").write_text("q,a\nx,y\n", encoding="utf-8")
+    kb = _knowledge(tmp_path, "faq.csv", "q,a\nx,y\n")
     result = runner.invoke(app, ["ingest", str(kb), "--data-dir", str(tmp_path / "data")])
     assert result.exit_code == 1
     assert "question,answer" in result.output
@@ -88,11 +92,7 @@ def test_that_the_terminal_chat_answers_and_quits_on_an_empty_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    kb = tmp_path / "kb"
-    kb.mkdir()
-    (kb / "tents.md").write_text(
-        "# Tents\n\nOur tents sleep two people and weigh 2 kg.", encoding="utf-8"
-    )
+    kb = _knowledge(tmp_path, "tents.md", "# Tents\n\nOur tents sleep two people and weigh 2 kg.")
     data = str(tmp_path / "data")
     assert runner.invoke(app, ["ingest", str(kb), "--data-dir", data]).exit_code == 0
     result = runner.invoke(
