@@ -129,7 +129,7 @@ def _receive(
     history: tuple[Message, ...] = ()
     if conversation.mode is Mode.BOT and not replies and history_turns:
         recent = repo.recent_messages(session, conversation_id, history_turns + 1)
-        history = tuple(m for m in recent if m.id != customer.id)[-history_turns:]
+        history = tuple(m for m in recent if m.id != customer.id)  # context.build trims
     return _Received(conversation, customer, replies, history, duplicate=existing is not None)
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from frontdesk.core.ports import Embedder, Vector
-from frontdesk.learning.datasets import DatasetError, Labelled, load_labelled
+from frontdesk.learning.datasets import DatasetError, Labelled
 from frontdesk.learning.evaluation import evaluate
 from frontdesk.learning.intents import DEFAULT_OOS, IntentModel, train
 from frontdesk.learning.registry import ModelRegistry, ModelVersion
@@ -104,8 +103,3 @@ def evaluate_intents(
     result["data"] = data.source
     result["head_ms_per_message"] = round(head_ms, 4)
     return result
-
-
-def load_data(path: Path, shots: int | None = None, seed: int = 0) -> Labelled:
-    data = load_labelled(path)
-    return data.sample(shots, seed) if shots is not None else data

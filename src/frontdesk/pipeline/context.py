@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from frontdesk.core.types import Conversation, Message, Role
+from frontdesk.core.types import Conversation, Message
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,13 +14,6 @@ class Context:
     conversation: Conversation
     history: tuple[Message, ...]
     state: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def last_bot_message(self) -> Message | None:
-        for message in reversed(self.history):
-            if message.role is Role.BOT:
-                return message
-        return None
 
 
 def build(conversation: Conversation, recent: Sequence[Message], turns: int) -> Context:
