@@ -119,7 +119,10 @@ def postgres_template(shared_embedder: SharedEmbedder) -> Iterator[str]:
     name = f"fd_template_{uuid.uuid4().hex[:8]}"
     asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
     settings = Settings(
-        data_dir=Path("/tmp"), database_url=_pg_url(name), company_dir=DEMO, secret_key="x"
+        data_dir=Path("/tmp"),
+        database_url=_pg_url(name),
+        company_dir=DEMO,
+        secret_key="test-secret",
     )
     asyncio.run(_prepare(settings, shared_embedder, ingest=True))
     yield name

@@ -106,4 +106,4 @@ def test_that_the_terminal_chat_answers_and_quits_on_an_empty_line(
 def test_that_migrate_reports_the_schema_revision(tmp_path: Path) -> None:
     result = runner.invoke(app, ["migrate", "--data-dir", str(tmp_path / "data")])
     assert result.exit_code == 0, result.output
-    assert "schema at revision 0001 (newest: 0001)" in result.output
+    assert "schema at revision 0002 (newest: 0002)" in result.output

@@ -14,17 +14,21 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from frontdesk.adapters import crypto
 from frontdesk.adapters.local_bus import LocalBus
+from frontdesk.adapters.store import shop as shop_repo
 from frontdesk.adapters.store.database import Database
 from frontdesk.adapters.store.tables import ArticleRow
-from frontdesk.company.catalog import Catalog, load_catalog
+from frontdesk.company.catalog import Catalog
 from frontdesk.company.guidelines import Guidelines, load_guidelines
 from frontdesk.config import Settings
 from frontdesk.core.ports import Bus, Embedder
+from frontdesk.flows.definition import Flows, load_flows
 from frontdesk.knowledge.ingest import IngestReport, Progress, ingest_folder
 from frontdesk.knowledge.retrieval import Retriever
 from frontdesk.learning.intents import IntentModel
 from frontdesk.learning.registry import ModelRegistry, RegistryError
+from frontdesk.shop.records import ProductRecord
 
 log = logging.getLogger("frontdesk")
 
@@ -63,8 +67,11 @@ class Frontdesk:
         self.guidelines: Guidelines = Guidelines()
         self.intents: IntentModel | None = None
         self.catalog: Catalog | None = None
+        self.products: tuple[ProductRecord, ...] = ()
+        self.flows: Flows = Flows()
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.secret = settings.resolved_secret_key()
+        self.sealer = crypto.Sealer(self.secret)
 
     @property
     def db(self) -> Database:
@@ -91,9 +98,10 @@ class Frontdesk:
     async def start(self, *, load_knowledge: bool = True) -> None:
         """Open the database, apply migrations, read the guidelines and load the index."""
         self.guidelines = load_guidelines(self.settings.company_dir)
-        self.catalog = await asyncio.to_thread(load_catalog, self.settings.company_dir)
+        self.flows = load_flows(self.settings.company_dir)
         self._db = Database(self.settings.resolved_database_url)
         await self._db.migrate()
+        await self.load_store()
         if self.settings.intent_model:
             self.intents = await asyncio.to_thread(self._load_intents, self.settings.intent_model)
         if load_knowledge:
@@ -113,6 +121,26 @@ class Frontdesk:
         if self._db is not None:
             await self._db.dispose()
             self._db = None
+
+    async def load_store(self, *, replace: bool = False) -> dict[str, int] | None:
+        """Import the company's ``data/db.json`` into the store tables when they are empty
+        (or ``replace``), then read the products and build the catalog from them."""
+        company = self.settings.company_dir
+        path = company / "data" / "db.json" if company is not None else None
+        counts = None
+        if path is not None and path.exists():
+            loaded = await self.db.run(shop_repo.store_loaded)
+            if replace or not loaded:
+                data = await asyncio.to_thread(shop_repo.read_store_file, path)
+                counts = await self.db.run(
+                    lambda s: shop_repo.import_store(s, data, self.secret, self.sealer)
+                )
+                log.info("store data imported from %s: %s", path, counts)
+        self.products = tuple(await self.db.run(shop_repo.products))
+        if self.products:
+            products = await self.db.run(shop_repo.products_json)
+            self.catalog = Catalog.from_db_products(products)
+        return counts
 
     @property
     def registry(self) -> ModelRegistry:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,11 +13,12 @@ from sqlalchemy.orm import Session
 from frontdesk.adapters.store import repository as repo
 from frontdesk.core.ports import Vector
 from frontdesk.core.types import Conversation, ConversationId, Message, Mode, Role, Status, utcnow
+from frontdesk.flows import engine as flow_engine
 from frontdesk.pipeline import context as context_stage
 from frontdesk.pipeline import privacy
-from frontdesk.pipeline.decide import Decision, decide
+from frontdesk.pipeline.decide import Action, Decision, decide, overrides
 from frontdesk.pipeline.guard import Guarded, guard
-from frontdesk.pipeline.respond import respond
+from frontdesk.pipeline.respond import Draft, respond
 from frontdesk.pipeline.understand import needs_knowledge, understand
 from frontdesk.service import Frontdesk
 
@@ -94,6 +95,7 @@ def _receive(
     client_message_id: str | None,
     keyed: Sequence[tuple[privacy.Span, tuple[str, str]]],
     history_turns: int,
+    vault: Mapping[tuple[str, str], str] | None = None,
 ) -> _Received:
     """Transaction 1: store the pseudonymized message once (idempotent by client id)."""
     existing = (
@@ -111,7 +113,7 @@ def _receive(
         if claimed is None:
             raise ConversationNotFound(conversation_id)
         conversation, seq = claimed
-        numbers = repo.pseudonym_numbers(session, conversation_id, [key for _, key in keyed])
+        numbers = repo.pseudonym_numbers(session, conversation_id, [key for _, key in keyed], vault)
         tokens = {span: privacy.token(span.kind, numbers[key]) for span, key in keyed}
         clean = privacy.replace(text, [span for span, _ in keyed], tokens)
         customer = repo.insert_message(
@@ -193,6 +195,9 @@ async def do_receive_customer_message(
     keyed = [
         (span, (span.kind, privacy.digest(fd.secret, span.kind, span.value))) for span in spans
     ]
+    # The raw values go to the vault sealed: a tool that needs one (an email for a lead) opens
+    # it there; nothing else ever sees it.
+    vault = {key: fd.sealer.seal(span.value, "vault") for span, key in keyed}
     # Text without personal data is stored as it is: its query vector is computed while the
     # message is written. Text with personal data is embedded only once pseudonymized.
     lookup = needs_knowledge(text, fd.guidelines)
@@ -207,6 +212,7 @@ async def do_receive_customer_message(
                     client_message_id,
                     keyed,
                     fd.settings.history_turns,
+                    vault,
                 )
             )
             if not received.duplicate:
@@ -219,7 +225,7 @@ async def do_receive_customer_message(
                 vector = await (
                     early if early is not None and query == text else fd.embedder.embed_one(query)
                 )
-            decision, checked, meta = _think(fd, received, vector)
+            decision, checked, meta = await _think(fd, received, vector)
             reply, conversation = await fd.db.run(
                 lambda session: _store_reply(
                     session, conversation_id, received.message, decision, checked, meta
@@ -241,10 +247,11 @@ async def do_receive_customer_message(
     return _result(received, conversation, (reply,), started)
 
 
-def _think(
+async def _think(
     fd: Frontdesk, received: _Received, vector: Vector | None
 ) -> tuple[Decision, Guarded, dict[str, Any]]:
-    """context -> understand -> decide -> respond -> guard (pure, in memory)."""
+    """context -> understand -> (flow step | decide -> respond) -> guard. Only a flow's tool
+    calls touch the database; everything else is in memory."""
     settings = fd.settings
     text = received.message.text
     context = context_stage.build(received.conversation, received.history, settings.history_turns)
@@ -258,9 +265,26 @@ def _think(
     understanding = understand(
         text, passages, fd.guidelines, intent=intent, earlier=earlier, catalog=fd.catalog
     )
-    decision = decide(context, understanding, fd.guidelines, settings.answer_threshold)
     open_now = fd.guidelines.working_hours.is_open(utcnow())
-    draft = respond(decision, understanding, fd.guidelines, open_now=open_now)
+    flow = None
+    if not overrides(context, understanding, fd.guidelines):
+        flow = await flow_engine.handle(
+            _runtime(fd, received.conversation.id),
+            context.state,
+            flow_engine.TurnInput(
+                text=text,
+                entities=understanding.entities,
+                intent=intent,
+                passages=understanding.passages,
+                confidence=understanding.confidence,
+                negative=understanding.negative,
+            ),
+        )
+    if flow is not None:
+        decision, draft = _flow_decision(flow, understanding, fd, open_now)
+    else:
+        decision = decide(context, understanding, fd.guidelines, settings.answer_threshold)
+        draft = respond(decision, understanding, fd.guidelines, open_now=open_now)
     checked = guard(draft, fd.guidelines)
     meta: dict[str, Any] = {
         "action": decision.action.value,
@@ -280,7 +304,51 @@ def _think(
         meta["out_of_scope"] = intent.out_of_scope
     if checked.interventions:
         meta["interventions"] = list(checked.interventions)
+    if flow is not None:
+        meta["flow"] = flow.flow
+        if flow.calls:
+            meta["tool_calls"] = flow.calls
     return decision, checked, meta
+
+
+def _runtime(fd: Frontdesk, conversation_id: str) -> flow_engine.Runtime:
+    from frontdesk.actions.shop import ShopBackend
+
+    return flow_engine.Runtime(
+        flows=fd.flows,
+        backend=ShopBackend(fd),
+        conversation_id=conversation_id,
+        guidelines=fd.guidelines,
+        threshold=fd.settings.answer_threshold,
+        catalog=fd.catalog,
+        products=fd.products,
+    )
+
+
+def _flow_decision(
+    flow: flow_engine.FlowReply, understanding: Any, fd: Frontdesk, open_now: bool
+) -> tuple[Decision, Draft]:
+    state = dict(flow.state)
+    state["low_confidence_streak"] = 0
+    state.pop("offered_human", None)
+    if flow.offer_human:
+        state["offered_human"] = True
+    if flow.handoff:
+        state.pop("flows", None)
+        decision = Decision(Action.HANDOFF, flow.reason, state)
+        handoff = respond(decision, understanding, fd.guidelines, open_now=open_now)
+        text = "\n\n".join(t for t in (flow.text, handoff.text) if t)
+        return decision, Draft(
+            text, flow.citations, handoff=True, grounded_in=flow.grounded, cited_text=flow.grounded
+        )
+    decision = Decision(Action.FLOW, flow.reason, state)
+    return decision, Draft(
+        flow.text or fd.guidelines.texts.fallback,
+        flow.citations,
+        handoff=False,
+        grounded_in=flow.grounded,
+        cited_text=flow.grounded,
+    )
 
 
 async def _publish_message(fd: Frontdesk, message: Message) -> None:

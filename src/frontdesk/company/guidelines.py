@@ -179,6 +179,14 @@ def _location(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
+def problems(error: ValidationError) -> list[str]:
+    """One line per mistake, with its place: ``  escalation.low_confidence_turns: ...``."""
+    return [
+        f"  {_location(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+        for err in error.errors()
+    ]
+
+
 def parse_guidelines(text: str, source: str = "guidelines.yaml") -> Guidelines:
     """Validate YAML text; every problem is listed in the error with its place."""
     try:
@@ -192,10 +200,7 @@ def parse_guidelines(text: str, source: str = "guidelines.yaml") -> Guidelines:
     try:
         return Guidelines.model_validate(data)
     except ValidationError as exc:
-        lines = [
-            f"  {_location(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
-            for err in exc.errors()
-        ]
+        lines = problems(exc)
         raise GuidelinesError(
             f"{source} has {len(lines)} problem(s):\n" + "\n".join(lines)
         ) from exc

@@ -20,6 +20,7 @@ class Action(StrEnum):
     GREET = "greet"
     THANKS = "thanks"
     GOODBYE = "goodbye"
+    FLOW = "flow"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,17 @@ class Decision:
     action: Action
     reason: str
     state: dict[str, Any]
+
+
+def overrides(context: Context, understanding: Understanding, guidelines: Guidelines) -> bool:
+    """True when the turn goes to ``decide`` before any flow: the customer asks for a person,
+    answers an offer of one, or is frustrated. Flows handle everything else first."""
+    offered = bool(context.state.get("offered_human"))
+    return (
+        understanding.wants_human
+        or (offered and (understanding.affirmative or understanding.negative))
+        or understanding.mood.frustration >= guidelines.escalation.frustration_threshold
+    )
 
 
 def decide(
@@ -46,6 +58,8 @@ def decide(
         state["low_confidence_streak"] = streak + 1 if low else 0
         if offer:
             state["offered_human"] = True
+        if action is Action.HANDOFF:
+            state.pop("flows", None)  # a person takes it from here
         return Decision(action, reason, state)
 
     def unclear(reason: str) -> Decision:

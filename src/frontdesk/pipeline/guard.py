@@ -32,7 +32,10 @@ def guard(draft: Draft, guidelines: Guidelines, max_chars: int = MAX_REPLY_CHARS
     if not draft.text.strip():
         interventions.append("empty")
         draft = _fallback(draft, guidelines)
-    if draft.citations and (draft.grounded_in is None or draft.text not in draft.grounded_in):
+    cited = draft.text if draft.cited_text is None else draft.cited_text
+    if draft.citations and (
+        draft.grounded_in is None or cited not in draft.grounded_in or cited not in draft.text
+    ):
         interventions.append("grounding")
         draft = _fallback(draft, guidelines)
     lowered = draft.text.lower()

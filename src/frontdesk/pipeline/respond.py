@@ -20,6 +20,7 @@ class Draft:
     citations: tuple[Citation, ...]
     handoff: bool
     grounded_in: str | None = None  # the passage text an extractive answer must come from
+    cited_text: str | None = None  # the part of ``text`` the citation covers (None: all of it)
 
 
 def clean_passage(text: str) -> str:
@@ -56,5 +57,5 @@ def respond(
             return Draft(texts.thanks, (), handoff=False)
         case Action.GOODBYE:
             return Draft(texts.goodbye, (), handoff=False)
-        case Action.REPHRASE:
+        case Action.REPHRASE | Action.FLOW:  # a flow's reply is composed by the flow engine
             return Draft(texts.fallback, (), handoff=False)

@@ -248,9 +248,15 @@ def append_event(
 
 
 def pseudonym_numbers(
-    session: Session, conversation_id: str, wanted: Sequence[tuple[str, str]]
+    session: Session,
+    conversation_id: str,
+    wanted: Sequence[tuple[str, str]],
+    sealed: Mapping[tuple[str, str], str] | None = None,
 ) -> dict[tuple[str, str], int]:
-    """The stable number of each (kind, digest) in the conversation, allocating new ones."""
+    """The stable number of each (kind, digest) in the conversation, allocating new ones.
+
+    ``sealed`` holds the sealed raw value of each (kind, digest): the vault entry a tool opens
+    when it needs the value itself (an email to look a customer up)."""
     if not wanted:
         return {}
     rows = session.execute(
@@ -269,7 +275,25 @@ def pseudonym_numbers(
         known[(kind, digest)] = highest[kind]
         session.add(
             PseudonymRow(
-                conversation_id=conversation_id, kind=kind, digest=digest, number=highest[kind]
+                conversation_id=conversation_id,
+                kind=kind,
+                digest=digest,
+                number=highest[kind],
+                sealed=(sealed or {}).get((kind, digest)),
             )
         )
     return {key: known[key] for key in wanted}
+
+
+def pseudonym_entry(
+    session: Session, conversation_id: str, kind: str, number: int
+) -> tuple[str, str | None] | None:
+    """The digest and the sealed value behind the token ``<KIND_number>`` in a conversation."""
+    row = session.execute(
+        select(PseudonymRow.digest, PseudonymRow.sealed).where(
+            PseudonymRow.conversation_id == conversation_id,
+            PseudonymRow.kind == kind,
+            PseudonymRow.number == number,
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])

@@ -117,6 +117,7 @@ class PseudonymRow(Base):
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     number: Mapped[int] = mapped_column(Integer)
+    sealed: Mapped[str | None] = mapped_column(Text)  # the raw value, sealed (the vault)
 
 
 class ArticleRow(Base):
@@ -144,3 +145,68 @@ class ChunkRow(Base):
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     embedder: Mapped[str] = mapped_column(String(100))
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+# --- the store's own data (orders, customers, products), imported from the company's data ---
+
+
+class ShopCustomerRow(Base):
+    """A store customer. Lookups go by keyed digests; the profile itself is sealed."""
+
+    __tablename__ = "shop_customers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email_digest: Mapped[str] = mapped_column(String(64), index=True)
+    name_zip_digest: Mapped[str] = mapped_column(String(64), index=True)
+    profile: Mapped[str] = mapped_column(Text)  # sealed JSON
+    updated_at: Mapped[datetime]
+
+
+class ShopProductRow(Base):
+    __tablename__ = "shop_products"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    variants: Mapped[dict[str, Any]]
+
+
+class ShopOrderRow(Base):
+    __tablename__ = "shop_orders"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(40))
+    items: Mapped[list[Any]]
+    fulfillments: Mapped[list[Any]]
+    payments: Mapped[list[Any]]
+    address: Mapped[str] = mapped_column(Text)  # sealed JSON
+    details: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+
+
+class ShopActionRow(Base):
+    """Every executed write, once: the key makes a repeated request return the first result."""
+
+    __tablename__ = "shop_actions"
+
+    id: Mapped[int] = mapped_column(AutoBigInt, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    conversation_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    customer_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    tool: Mapped[str] = mapped_column(String(64))
+    args: Mapped[dict[str, Any]]
+    result: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class LeadRow(Base):
+    __tablename__ = "leads"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    conversation_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    contact: Mapped[str] = mapped_column(Text)  # sealed JSON: name, email
+    email_digest: Mapped[str | None] = mapped_column(String(64), index=True)
+    interest: Mapped[str] = mapped_column(String(300))
+    budget: Mapped[str | None] = mapped_column(String(32))
+    score: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]

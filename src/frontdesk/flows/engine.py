@@ -1,0 +1,579 @@
+"""The flow runner: one customer turn in, the flow's reply and the new state out.
+
+Flow state lives in the conversation's state (``state["flows"]``, a stack of frames), so it
+survives between turns and workers. A frame is the flow's name, the step it waits on, its
+slots and its retry count. The stack lets a customer digress: a question the knowledge base
+answers gets its answer and the flow's question again; another flow's request starts that flow
+on top, and when it ends the earlier one resumes ("Now, back to your return."). "Cancel",
+"stop" or "never mind" ends the flows at any step.
+
+Also kept in the state: ``auth`` (the verified customer's id and order ids), ``memory`` (the
+last order, product and options mentioned, the orders last listed, so "the second one" or
+"and the blue one in M?" resolve) and ``summary`` (one line per finished flow: a short running
+summary of the conversation). None of it holds personal data in clear: emails are tokens,
+customers are keyed ids.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from frontdesk.company.catalog import Catalog
+from frontdesk.company.guidelines import Guidelines
+from frontdesk.core.types import Citation, Passage
+from frontdesk.flows.definition import AUTHENTICATE, Flow, Flows, Step, render, render_args
+from frontdesk.flows.slots import SLOT_TYPES, Invalid, Turn
+from frontdesk.flows.tools import (
+    Backend,
+    ToolContext,
+    ToolRefused,
+    action_key,
+    parse_args,
+    run_tool,
+)
+from frontdesk.learning.intents import Prediction
+from frontdesk.pipeline.entities import Entity
+from frontdesk.shop.records import ProductRecord
+
+MAX_ATTEMPTS = 3
+SUMMARY_LINES = 8
+
+_YES = re.compile(
+    r"^\s*(yes|yes please|yep|yeah|yup|y|confirm(ed)?|i confirm|go ahead|please do|do it|"
+    r"proceed|correct|that'?s (right|correct)|sure|ok(ay)?,? (go ahead|do it|yes))"
+    r"(,?\s*(please|go ahead|do it|that'?s (right|correct)|thanks?( you)?|confirm(ed)?))*[\s!.]*$",
+    re.IGNORECASE,
+)
+_NO = re.compile(r"^\s*(no|nope|nah|n|don'?t|do not|not now|no thanks?|wait)\b", re.IGNORECASE)
+_STOP = re.compile(
+    r"^\s*(cancel|stop|never\s?mind|forget (it|that|about it)|quit|abort|start over|leave it)"
+    r"(\s+(it|that|this|please|then))*[\s!.]*$",
+    re.IGNORECASE,
+)
+# A general question ("how do returns work?") is answered from the knowledge base rather than
+# starting a flow; one about the customer's own things ("where is my order?") starts it.
+_QUESTION = re.compile(
+    r"^\s*(how|what|when|why|which|can|could|do|does|is|are|will|should|would)\b", re.IGNORECASE
+)
+_PERSONAL = re.compile(
+    r"\b(my|mine|me|i'?d|i want|i need|i would|i'?m|#?w\d{7}|can you|could you|would you|"
+    r"will you|please|recommend|suggest|do you (have|sell|carry|stock)|is there|are there)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnInput:
+    text: str  # pseudonymized
+    entities: tuple[Entity, ...]
+    intent: Prediction | None
+    passages: tuple[Passage, ...]
+    confidence: float
+    negative: bool
+
+
+@dataclass(slots=True)
+class FlowReply:
+    text: str
+    state: dict[str, Any]
+    reason: str
+    flow: str | None = None
+    citations: tuple[Citation, ...] = ()
+    grounded: str | None = None  # the knowledge passage quoted in ``text``, if any
+    handoff: bool = False
+    offer_human: bool = False
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Runtime:
+    flows: Flows
+    backend: Backend
+    conversation_id: str
+    guidelines: Guidelines
+    threshold: float
+    catalog: Catalog | None = None
+    products: Sequence[ProductRecord] = ()
+
+
+class _Run:
+    """One turn's work on a copy of the state."""
+
+    def __init__(self, rt: Runtime, state: dict[str, Any], turn: TurnInput) -> None:
+        self.rt = rt
+        self.state = copy.deepcopy(state)
+        self.turn = turn
+        self.out: list[str] = []
+        self.citations: tuple[Citation, ...] = ()
+        self.grounded: str | None = None
+        self.calls: list[dict[str, Any]] = []
+        self.handoff: str | None = None
+        self.offer_human = False
+        self.reason = "flow"
+
+    # --- state helpers -----------------------------------------------------------------
+
+    @property
+    def stack(self) -> list[dict[str, Any]]:
+        stack: list[dict[str, Any]] = self.state.setdefault("flows", [])
+        return stack
+
+    @property
+    def memory(self) -> dict[str, Any]:
+        memory: dict[str, Any] = self.state.setdefault("memory", {})
+        return memory
+
+    @property
+    def customer_id(self) -> str | None:
+        auth = self.state.get("auth") or {}
+        value = auth.get("customer_id")
+        return str(value) if value else None
+
+    def flow(self, frame: dict[str, Any]) -> Flow:
+        found = self.rt.flows.get(frame["name"])
+        if found is None:  # the company removed the flow while a conversation was in it
+            raise LookupError(frame["name"])
+        return found
+
+    def slot_turn(self, frame: dict[str, Any], text: str | None = None) -> Turn:
+        entities = self.turn.entities
+        if text is not None and text != self.turn.text:
+            from frontdesk.pipeline.entities import extract
+
+            entities = tuple(extract(text, self.rt.catalog))
+        return Turn(
+            text=self.turn.text if text is None else text,
+            entities=entities,
+            catalog=self.rt.catalog,
+            products=self.rt.products,
+            memory=self.memory,
+            slots=frame["slots"],
+        )
+
+    def remember(self) -> None:
+        """Carry what this message mentions into the conversation's memory."""
+        memory = self.memory
+        for entity in self.turn.entities:
+            if entity.kind == "order_id":
+                memory["order_id"] = entity.value
+        products = [e.value for e in self.turn.entities if e.kind == "product"]
+        if products and products[0] != memory.get("product"):
+            memory["product"] = products[0]
+            memory["options"] = {}
+            memory.pop("max_price", None)
+
+    # --- triggers --------------------------------------------------------------------------
+
+    def triggered(self, exclude: str | None = None, *, patterns_only: bool = False) -> Flow | None:
+        text = self.turn.text
+        kinds = {e.kind for e in self.turn.entities}
+        answered = self.turn.confidence >= self.rt.threshold
+        candidates = [
+            f
+            for f in self.rt.flows
+            if f.name not in (exclude, AUTHENTICATE)
+            and not (f.triggers.entities and answered and not kinds & set(f.triggers.entities))
+        ]
+        for flow in candidates:
+            if flow.matches(text):
+                return flow
+        if patterns_only:
+            return None
+        intent = self.turn.intent
+        names = self.rt.guidelines.intents
+        if (
+            intent is not None
+            and not intent.out_of_scope
+            and intent.confidence >= min(names.min_confidence, 0.5)
+        ):
+            for flow in candidates:
+                if intent.label in flow.triggers.intents:
+                    return flow
+        return None
+
+    def general_question(self) -> bool:
+        """A question about how things work, not a request about the customer's own things."""
+        return bool(_QUESTION.match(self.turn.text)) and not _PERSONAL.search(self.turn.text)
+
+    def knowledge_first(self) -> bool:
+        return self.general_question() and self.turn.confidence >= self.rt.threshold
+
+    def knowledge_answer(self) -> str | None:
+        from frontdesk.pipeline.respond import clean_passage
+
+        if not self.turn.passages or self.turn.confidence < self.rt.threshold:
+            return None
+        best = self.turn.passages[0]
+        self.citations = (Citation(best.cite_id, best.cite_title),)
+        self.grounded = clean_passage(best.text)
+        return self.grounded
+
+    # --- running ---------------------------------------------------------------------------
+
+    def push(self, flow: Flow) -> None:
+        if self.stack:
+            self.stack[-1]["interrupted"] = True
+        self.stack.append(self.frame(flow))
+        auth = self.rt.flows.get(AUTHENTICATE)
+        if flow.requires_auth and self.customer_id is None and auth is not None:
+            self.stack.append(self.frame(auth))
+
+    def frame(self, flow: Flow) -> dict[str, Any]:
+        """A new frame, with the slots the opening message already gives."""
+        frame: dict[str, Any] = {
+            "name": flow.name,
+            "step": 0,
+            "slots": {},
+            "attempts": 0,
+            "opening": self.turn.text,
+        }
+        for step in flow.steps:
+            kind = SLOT_TYPES[step.slot_type] if step.collect else None
+            if kind is not None and kind.prefill and step.collect not in frame["slots"]:
+                value = kind.extract(self.slot_turn(frame))
+                if value is not None and not isinstance(value, Invalid):
+                    frame["slots"][step.collect] = value
+                    self.note(step, value)
+        return frame
+
+    def follow_up(self) -> Flow | None:
+        """The flow that just finished, if this message only adds to it ("and in blue?")."""
+        last = self.rt.flows.get(str(self.state.get("last_flow", "")))
+        kinds = {e.kind for e in self.turn.entities}
+        if last is None or not kinds & set(last.triggers.follow_up):
+            return None
+        names_product = "product" in kinds
+        return last if not names_product or last.matches(self.turn.text) else None
+
+    async def start(self) -> bool:
+        flow = self.follow_up()
+        if flow is None:
+            flow = self.triggered()
+            if flow is None or self.knowledge_first():
+                return False
+        self.push(flow)
+        self.reason = f"flow_started:{flow.name}"
+        await self.advance()
+        return True
+
+    async def reply(self) -> None:
+        frame = self.stack[-1]
+        flow = self.flow(frame)
+        step = flow.steps[frame["step"]]
+        if _STOP.match(self.turn.text):
+            names = [
+                self.flow(f).description for f in reversed(self.stack) if f["name"] != AUTHENTICATE
+            ]
+            self.stack.clear()
+            what = names[0] if names else "that"
+            self.out.append(
+                f"Okay, I've stopped {what}. Nothing was changed. What else can I help you with?"
+            )
+            self.reason = "flow_cancelled"
+            return
+        switch = self.triggered(exclude=frame["name"], patterns_only=True)
+        if (
+            switch is not None
+            and not self.general_question()
+            and not (frame["name"] == AUTHENTICATE and switch.requires_auth)
+        ):
+            self.push(switch)
+            self.reason = f"flow_switched:{switch.name}"
+            await self.advance()
+            return
+        if step.kind == "confirm":
+            await self.answer_confirm(frame, flow, step)
+            return
+        value = SLOT_TYPES[step.slot_type].extract(self.slot_turn(frame))
+        if value is not None and not isinstance(value, Invalid):
+            self.fill(frame, step, value)
+            await self.advance()
+            return
+        if value is None and await self.digress(frame, flow, step):
+            return
+        frame["attempts"] = frame.get("attempts", 0) + 1
+        if frame["attempts"] >= MAX_ATTEMPTS:
+            self.out.append(
+                "I'm having trouble with this. Would you like me to connect you with "
+                "a person from our team?"
+            )
+            self.offer_human = True
+            self.reason = "flow_stuck"
+            return
+        problem = value.message if isinstance(value, Invalid) else None
+        self.out.append(problem or render(step.retry or step.prompt or "", self.view(frame)))
+        self.reason = "flow_reask"
+
+    async def digress(self, frame: dict[str, Any], flow: Flow, step: Step) -> bool:
+        """Another flow's request, or a question the knowledge answers, in the middle."""
+        other = None if self.general_question() else self.triggered(exclude=frame["name"])
+        if other is not None and not (frame["name"] == AUTHENTICATE and other.requires_auth):
+            self.push(other)
+            self.reason = f"flow_switched:{other.name}"
+            await self.advance()
+            return True
+        answer = self.knowledge_answer()
+        if answer is not None and not (self.turn.negative and step.kind == "confirm"):
+            again = self.prompt_of(frame, flow, step)
+            label = "" if flow.name == AUTHENTICATE else f"Now, back to {flow.description}: "
+            self.out.append(answer)
+            self.out.append(f"{label}{again}" if label else again)
+            self.reason = "flow_digression"
+            return True
+        return False
+
+    def prompt_of(self, frame: dict[str, Any], flow: Flow, step: Step) -> str:
+        template = step.confirm if step.kind == "confirm" else step.prompt
+        return render(template or "", self.view(frame))
+
+    async def answer_confirm(self, frame: dict[str, Any], flow: Flow, step: Step) -> None:
+        if _YES.match(self.turn.text):
+            frame["confirmed"] = frame.pop("pending", None)
+            frame["step"] += 1
+            await self.advance()
+            return
+        if self.turn.negative or _NO.match(self.turn.text):
+            self.stack.pop()
+            self.out.append("Okay, I haven't changed anything.")
+            self.reason = "flow_declined"
+            await self.resume()
+            return
+        if await self.digress(frame, flow, step):
+            return
+        self.out.append("To go ahead I need a clear yes; reply no to leave it as it is.")
+        self.reason = "flow_confirm_reask"
+
+    def fill(self, frame: dict[str, Any], step: Step, value: Any) -> None:
+        assert step.collect is not None
+        frame["slots"][step.collect] = value
+        frame["attempts"] = 0
+        self.note(step, value)
+        frame["step"] += 1
+
+    def note(self, step: Step, value: Any) -> None:
+        """Keep a filled slot in memory where later turns refer back to it."""
+        if step.slot_type == "order_id":
+            self.memory["order_id"] = value
+        if step.slot_type == "product_query" and isinstance(value, dict):
+            self.memory["product"] = value.get("product")
+            self.memory["options"] = dict(value.get("options") or {})
+            if value.get("max_price"):
+                self.memory["max_price"] = value["max_price"]
+
+    async def other_customer(self) -> bool:
+        """One customer per conversation: a verified conversation that names another
+        customer's email is refused, whatever flow it is in."""
+        emails = [e.value for e in self.turn.entities if e.kind == "email"]
+        if self.customer_id is None or not emails:
+            return False
+        ctx = ToolContext(self.rt.conversation_id, self.customer_id)
+        try:
+            await run_tool(self.rt.backend, ctx, "find_customer_by_email", {"email": emails[0]})
+        except ToolRefused as refusal:
+            if refusal.code != "one_customer":
+                return False
+            self.out.append(refusal.message)
+            self.reason = "refused:one_customer"
+            self.calls.append(
+                {"tool": "find_customer_by_email", "ok": False, "refusal": refusal.code}
+            )
+            return True
+        return False
+
+    def view(self, frame: dict[str, Any]) -> dict[str, Any]:
+        return {**frame["slots"], "memory": self.memory}
+
+    async def advance(self) -> None:
+        """Run steps until one needs the customer, the flow ends or it hands over."""
+        for _ in range(200):  # a flow that loops forever is a flow-file mistake
+            if not self.stack:
+                return
+            frame = self.stack[-1]
+            flow = self.flow(frame)
+            if frame["step"] >= len(flow.steps):
+                self.finish(frame, flow)
+                await self.resume()
+                return
+            step = flow.steps[frame["step"]]
+            if step.when is not None and not step.when.holds(self.view(frame)):
+                frame["step"] += 1
+                continue
+            kind = step.kind
+            if kind == "collect":
+                assert step.collect is not None
+                if frame["slots"].get(step.collect) not in (None, ""):
+                    frame["step"] += 1
+                    continue
+                kind_ = SLOT_TYPES[step.slot_type]
+                found = None
+                if frame.get("opening") and kind_.from_opening:
+                    found = kind_.extract(self.slot_turn(frame, frame["opening"]))
+                if (found is None or isinstance(found, Invalid)) and kind_.auto is not None:
+                    found = kind_.auto(self.slot_turn(frame))
+                if found is not None and not isinstance(found, Invalid):
+                    self.fill(frame, step, found)
+                    continue
+                self.out.append(render(step.prompt or "", self.view(frame)))
+                return
+            if kind == "call":
+                if not await self.call(frame, flow, step):
+                    return
+                continue
+            if kind == "confirm":
+                frame["pending"] = self.pending_key(frame, flow)
+                self.out.append(render(step.confirm or "", self.view(frame)))
+                return
+            if kind == "say":
+                self.out.append(render(step.say or "", self.view(frame)))
+                frame["step"] += 1
+                continue
+            if kind == "goto":
+                assert step.goto is not None
+                frame["step"] = flow.index(step.goto)
+                continue
+            if kind == "handoff":
+                self.handoff = step.handoff
+                self.stack.clear()
+                return
+            if kind == "end":
+                self.out.append(render(step.end or "", self.view(frame)))
+                self.finish(frame, flow)
+                await self.resume()
+                return
+        raise RuntimeError(f"flow {self.stack[-1]['name']!r} runs in a loop")
+
+    def pending_key(self, frame: dict[str, Any], flow: Flow) -> str | None:
+        """The action key of the first write after the confirm step: what the yes is for."""
+        from frontdesk.flows.tools import TOOLS
+
+        for step in flow.steps[frame["step"] + 1 :]:
+            if step.call is not None and TOOLS[step.call].writes:
+                try:
+                    args = parse_args(step.call, render_args(step.args, self.view(frame)))
+                except ToolRefused:
+                    return None
+                return action_key(self.rt.conversation_id, step.call, args)
+        return None
+
+    async def call(self, frame: dict[str, Any], flow: Flow, step: Step) -> bool:
+        assert step.call is not None
+        args = render_args(step.args, self.view(frame))
+        ctx = ToolContext(
+            self.rt.conversation_id, self.customer_id, confirmed=frame.pop("confirmed", None)
+        )
+        record: dict[str, Any] = {"tool": step.call, "args": _safe(args)}
+        self.calls.append(record)
+        try:
+            result = await run_tool(self.rt.backend, ctx, step.call, args)
+        except ToolRefused as refusal:
+            record.update(ok=False, refusal=refusal.code)
+            self.out.append(refusal.message)
+            return await self.refused(frame, flow, step)
+        record["ok"] = True
+        if "authenticated" in ctx.effects:
+            # The verified customer's orders join the context (ids and statuses only).
+            customer = str(ctx.effects["authenticated"])
+            orders = await self.rt.backend.orders_of(customer)
+            self.state["auth"] = {
+                "customer_id": customer,
+                "orders": [{"id": o.id, "status": o.status} for o in orders],
+            }
+        if "handoff" in ctx.effects:
+            self.handoff = str(ctx.effects["handoff"])
+            self.stack.clear()
+            return False
+        if "order_ids" in result:
+            self.memory["listed_orders"] = list(result["order_ids"])
+        if step.save:
+            frame["slots"][step.save] = result
+        frame["step"] += 1
+        return True
+
+    async def refused(self, frame: dict[str, Any], flow: Flow, step: Step) -> bool:
+        self.reason = f"refused:{step.call}"
+        if step.on_refusal == "continue":
+            frame["step"] += 1
+            return True
+        if step.on_refusal.startswith("retry:"):
+            target = flow.index(step.on_refusal.removeprefix("retry:"))
+            frame["attempts"] = frame.get("attempts", 0) + 1
+            if frame["attempts"] >= MAX_ATTEMPTS:
+                self.out.append("Would you like me to connect you with a person from our team?")
+                self.offer_human = True
+                self.stack.clear()
+                return False
+            for later in flow.steps[target:]:
+                if later.collect:
+                    frame["slots"].pop(later.collect, None)
+                if later.save:
+                    frame["slots"].pop(later.save, None)
+            frame["step"] = target
+            frame.pop("opening", None)
+            return True
+        self.stack.pop()
+        await self.resume()
+        return False
+
+    def finish(self, frame: dict[str, Any], flow: Flow) -> None:
+        if self.stack and self.stack[-1] is frame:
+            self.stack.pop()
+        if flow.summary:
+            lines: list[str] = self.state.setdefault("summary", [])
+            lines.append(render(flow.summary, self.view(frame)))
+            del lines[:-SUMMARY_LINES]
+        if flow.name != AUTHENTICATE:
+            self.state["last_flow"] = flow.name
+        if self.reason.startswith("flow") and flow.name != AUTHENTICATE:
+            self.reason = f"flow_done:{flow.name}"
+
+    async def resume(self) -> None:
+        if not self.stack:
+            return
+        frame = self.stack[-1]
+        flow = self.flow(frame)
+        if frame.pop("interrupted", False):
+            self.out.append(f"Now, back to {flow.description}.")
+        await self.advance()
+
+
+def _safe(args: dict[str, Any]) -> dict[str, Any]:
+    """Call arguments as recorded in a reply's meta: no address, no name, no zip."""
+    hidden = {"address", "first_name", "last_name", "zip", "name"}
+    return {k: ("<hidden>" if k in hidden else v) for k, v in args.items()}
+
+
+async def handle(rt: Runtime, state: dict[str, Any], turn: TurnInput) -> FlowReply | None:
+    """The flow layer's reply to one turn, or None when no flow is active or triggered."""
+    if not rt.flows:
+        return None
+    run = _Run(rt, state, turn)
+    run.remember()
+    active = bool(run.stack)
+    try:
+        if await run.other_customer():
+            pass
+        elif active:
+            await run.reply()
+        elif not await run.start():
+            return None
+    except LookupError:  # a flow this conversation was in no longer exists
+        run.stack.clear()
+        return None
+    current = run.stack[-1]["name"] if run.stack else None
+    if run.handoff is not None:
+        run.reason = f"handoff:{run.handoff}"
+    return FlowReply(
+        text="\n\n".join(t for t in run.out if t),
+        state=run.state,
+        reason=run.reason,
+        flow=current,
+        citations=run.citations,
+        grounded=run.grounded,
+        handoff=run.handoff is not None,
+        offer_human=run.offer_human,
+        calls=run.calls,
+    )

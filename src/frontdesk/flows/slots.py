@@ -1,0 +1,556 @@
+"""Slot types: how a flow reads a value out of a customer's message.
+
+Each type is a function of the ``Turn`` (the pseudonymized text, its entities, the catalog, the
+conversation's memory and the flow's slots so far) that returns the value, ``None`` when the
+message does not give one, or ``Invalid`` with a sentence saying what was wrong. Some types
+also fill themselves without asking (``auto``): an order with one item needs no "which item?".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from frontdesk.company.catalog import Catalog, singular
+from frontdesk.pipeline.entities import Entity, resolve_reference
+from frontdesk.shop.records import ProductRecord, dollars, options_text
+from frontdesk.shop.search import alternatives, boolean_options, closest_variant
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    message: str
+
+
+@dataclass(slots=True)
+class Turn:
+    text: str
+    entities: tuple[Entity, ...] = ()
+    catalog: Catalog | None = None
+    products: Sequence[ProductRecord] = ()
+    memory: dict[str, Any] = field(default_factory=dict)
+    slots: dict[str, Any] = field(default_factory=dict)
+
+    def values(self, kind: str) -> list[str]:
+        return [e.value for e in self.entities if e.kind == kind]
+
+    def options(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for value in self.values("option"):
+            name, _, option = value.partition("=")
+            found[name] = option
+        return found
+
+    def product_record(self, name: str | None) -> ProductRecord | None:
+        if not name:
+            return None
+        return next((p for p in self.products if p.name.lower() == name.lower()), None)
+
+
+Extract = Callable[[Turn], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SlotType:
+    extract: Extract
+    auto: Callable[[Turn], Any] | None = None
+    prefill: bool = False  # read from the flow's first message as soon as it starts
+    from_opening: bool = True  # may be read from the flow's first message when reached
+
+
+SLOT_TYPES: dict[str, SlotType] = {}
+
+
+def slot_type(
+    name: str,
+    auto: Callable[[Turn], Any] | None = None,
+    *,
+    prefill: bool = False,
+    from_opening: bool = True,
+) -> Callable[[Extract], Extract]:
+    def register(extract: Extract) -> Extract:
+        SLOT_TYPES[name] = SlotType(extract, auto, prefill, from_opening)
+        return extract
+
+    return register
+
+
+# --- identity ------------------------------------------------------------------------------
+
+_NAME_ZIP = re.compile(
+    r"(?:(?:my name is|name is|name's|i am|i'm|this is|it's|it is)\s+)?"
+    r"\b([A-Za-z][A-Za-z'-]+)\s+([A-Za-z][A-Za-z'-]+)\b"
+    r"[\s,;.]*(?:and\s+)?(?:(?:my\s+)?(?:zip(?:\s*code)?|postal code|zipcode)\s*(?:is|:)?\s*)?"
+    r"(\d{5})\b",
+    re.IGNORECASE,
+)
+_NOT_NAMES = frozenset(
+    [
+        "my",
+        "the",
+        "is",
+        "and",
+        "zip",
+        "code",
+        "postal",
+        "name",
+        "i",
+        "am",
+        "im",
+        "it",
+        "this",
+        "order",
+        "email",
+        "please",
+        "hi",
+        "hello",
+        "hey",
+    ]
+)
+
+
+@slot_type("identity", prefill=True)
+def identity(turn: Turn) -> Any:
+    emails = turn.values("email")
+    if emails:
+        return {"method": "email", "email": emails[0]}
+    for match in _NAME_ZIP.finditer(turn.text):
+        first, last, zip_code = match.groups()
+        if first.lower() in _NOT_NAMES or last.lower() in _NOT_NAMES:
+            continue
+        return {"method": "name_zip", "first_name": first, "last_name": last, "zip": zip_code}
+    if re.search(r"\b\d{5}\b", turn.text) or re.search(r"@", turn.text):
+        return Invalid("I need your first name, last name and zip code together, or your email.")
+    return None
+
+
+@slot_type("email", prefill=True)
+def email(turn: Turn) -> Any:
+    found = turn.values("email")
+    return found[0] if found else None
+
+
+# --- orders ----------------------------------------------------------------------------------
+
+_BAD_ORDER = re.compile(r"(?<!\w)#?\s?[Ww]\d{1,6}(?!\d)|(?<!\w)#?\s?[Ww]\d{8,}")
+
+
+def _only_order(turn: Turn) -> Any:
+    listed = list(turn.memory.get("listed_orders", []))
+    return listed[0] if len(listed) == 1 else None
+
+
+@slot_type("order_id", auto=_only_order, prefill=True)
+def order_id(turn: Turn) -> Any:
+    found = turn.values("order_id")
+    if found:
+        return found[0]
+    listed = list(turn.memory.get("listed_orders", []))
+    current = turn.memory.get("order_id")
+    candidates = listed or ([current] if current else [])
+    if candidates:
+        picked = resolve_reference(turn.text, candidates, current=current)
+        if picked:
+            return picked
+    if _BAD_ORDER.search(turn.text):
+        return Invalid("Order ids look like #W1234567 (a W and seven digits).")
+    return None
+
+
+_CANCEL_REASONS = (
+    (
+        re.compile(r"no longer need|don'?t need|do not need|not needed|changed my mind", re.I),
+        "no longer needed",
+    ),
+    (
+        re.compile(r"mistake|by accident|accidentally|wrong (item|order)|didn'?t mean", re.I),
+        "ordered by mistake",
+    ),
+)
+
+
+@slot_type("cancel_reason", prefill=True)
+def cancel_reason(turn: Turn) -> Any:
+    for pattern, reason in _CANCEL_REASONS:
+        if pattern.search(turn.text):
+            return reason
+    return None
+
+
+def _order_items(turn: Turn) -> list[dict[str, Any]]:
+    order = turn.slots.get("order") or {}
+    items: list[dict[str, Any]] = list(order.get("items", []))
+    return items
+
+
+def _head(name: str) -> str:
+    """The head noun of a product name, singular: "Wireless Earbuds" -> "earbud"."""
+    last = name.lower().split()[-1] if name.strip() else name.lower()
+    return singular(last)
+
+
+def _pick_items(turn: Turn, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    lowered = turn.text.lower()
+    products = {p.lower() for p in turn.values("product")}
+    options = turn.options()
+    picked = [
+        i
+        for i in items
+        if i["name"].lower() in products
+        or re.search(rf"\b{re.escape(_head(i['name']))}(e?s)?\b", lowered)
+        or i["item_id"] in turn.text
+    ]
+    if len(picked) > 1 and options:
+        narrowed = [
+            i
+            for i in picked
+            if all(i["options"].get(k) == v for k, v in options.items() if k in i["options"])
+        ]
+        picked = narrowed or picked
+    if not picked:
+        ids = [i["item_id"] for i in items]
+        which = resolve_reference(turn.text, ids)
+        if which:
+            picked = [i for i in items if i["item_id"] == which][:1]
+    return picked
+
+
+_ALL = re.compile(
+    r"\b(all|everything|every item|both|the whole (order|thing)|entire order)\b", re.I
+)
+
+
+def _items_value(picked: list[dict[str, Any]]) -> dict[str, Any]:
+    total = sum((Decimal(str(i["price"])) for i in picked), Decimal("0.00"))
+    return {
+        "ids": [i["item_id"] for i in picked],
+        "text": _items_text(picked),
+        "total_text": dollars(total),
+    }
+
+
+@slot_type("items")
+def items(turn: Turn) -> Any:
+    available = _order_items(turn)
+    if _ALL.search(turn.text):
+        return _items_value(available)
+    picked = _pick_items(turn, available)
+    if picked:
+        return _items_value(picked)
+    if turn.values("product"):
+        return Invalid("That isn't in this order. The order has:\n" + _items_text(available))
+    return None
+
+
+def _items_text(items: list[dict[str, Any]]) -> str:
+    return "\n".join(f"- {i['label']}" for i in items)
+
+
+def _item_value(item: dict[str, Any]) -> dict[str, Any]:
+    return {"item_id": item["item_id"], "label": item["label"], "price": item["price"]}
+
+
+def _single_item(turn: Turn) -> Any:
+    available = _order_items(turn)
+    return _item_value(available[0]) if len(available) == 1 else None
+
+
+@slot_type("item", auto=_single_item)
+def item(turn: Turn) -> Any:
+    available = _order_items(turn)
+    picked = _pick_items(turn, available)
+    ids = list(dict.fromkeys(i["item_id"] for i in picked))
+    if len(ids) == 1:
+        return _item_value(picked[0])
+    if len(ids) > 1:
+        return Invalid("Which one exactly? The order has:\n" + _items_text(picked))
+    if turn.values("product"):
+        return Invalid("That isn't in this order. The order has:\n" + _items_text(available))
+    return None
+
+
+@slot_type("new_variant")
+def new_variant(turn: Turn) -> Any:
+    """Another variant of the chosen item's product, from the options in the message."""
+    wanted = (turn.slots.get("item") or {}).get("item_id")
+    chosen = next((i for i in _order_items(turn) if i["item_id"] == wanted), None)
+    if chosen is None:
+        return None
+    record = turn.product_record(chosen["name"])
+    if record is None:
+        return Invalid(f"I can't find {chosen['name']} in the catalog any more.")
+    changes = {k: v for k, v in turn.options().items() if k in chosen["options"]}
+    changes.update(
+        {
+            k: v
+            for k, v in boolean_options(turn.text, record).items()
+            if k in chosen["options"] and v != chosen["options"].get(k)
+        }
+    )
+    if not changes:
+        return None
+    variant = closest_variant(record, chosen["options"], changes)
+    if variant is None:
+        offered = {k: sorted({v.options.get(k, "") for v in record.in_stock()}) for k in changes}
+        listing = "; ".join(f"{k}: {', '.join(v)}" for k, v in offered.items())
+        return Invalid(
+            f"{record.name} doesn't come in {options_text(changes)}. In stock: {listing}."
+        )
+    if variant.item_id == chosen["item_id"]:
+        return Invalid(
+            f"That is the one you have ({chosen['label']}). What would you like instead?"
+        )
+    if not variant.available:
+        others = alternatives(record, {**chosen["options"], **changes}, exclude=[chosen["item_id"]])
+        listing = "\n".join(f"- {options_text(v.options)}: {dollars(v.price)}" for v in others)
+        return Invalid(
+            f"Sorry, {record.name} in {options_text(variant.options)} is out of stock. "
+            f"These are in stock and closest to it:\n{listing}\nWhich would you like?"
+        )
+    difference = variant.price - Decimal(str(chosen["price"]))
+    return {
+        "item_id": variant.item_id,
+        "label": f"{record.name} ({options_text(variant.options)})",
+        "price": float(variant.price),
+        "difference": float(difference),
+        "difference_text": _difference_text(difference),
+    }
+
+
+def _difference_text(difference: Decimal) -> str:
+    if difference > 0:
+        return f"The new one costs {dollars(difference)} more, charged to"
+    if difference < 0:
+        return f"The new one costs {dollars(-difference)} less, refunded to"
+    return "The price is the same; any difference would go to"
+
+
+# --- payment ---------------------------------------------------------------------------------
+
+_METHOD_WORDS = (
+    (re.compile(r"\bgift\s?card\b", re.I), "gift_card"),
+    (re.compile(r"\bpay\s?pal\b", re.I), "paypal"),
+    (
+        re.compile(
+            r"\b(credit|debit)\s?card\b|\bvisa\b|\bmaster\s?card\b|\bamex\b|\bdiscover\b", re.I
+        ),
+        "credit_card",
+    ),
+)
+_ORIGINAL = re.compile(
+    r"\b(original|same (card|method|payment|way)|how i paid|back to (my|the) (card|account)|"
+    r"where it came from)\b",
+    re.I,
+)
+
+
+def _payment(turn: Turn, allow_original: bool) -> Any:
+    methods: list[dict[str, Any]] = list(
+        (turn.slots.get("profile") or {}).get("payment_methods", [])
+    )
+    paid_with = (turn.slots.get("order") or {}).get("paid_with")
+    if allow_original and _ORIGINAL.search(turn.text) and paid_with:
+        found = next((m for m in methods if m["id"] == paid_with), None)
+        return {
+            "id": paid_with,
+            "label": found["label"] if found else "the original payment method",
+        }
+    for pattern, source in _METHOD_WORDS:
+        if pattern.search(turn.text):
+            matching = [m for m in methods if m["source"] == source]
+            if not matching:
+                return Invalid(
+                    f"I don't see a {source.replace('_', ' ')} on your account. "
+                    "You have: " + ", ".join(m["label"] for m in methods) + "."
+                )
+            if len(matching) > 1:
+                digits = re.findall(r"\b\d{4}\b", turn.text)
+                matching = [m for m in matching if any(d in m["label"] for d in digits)] or matching
+            return {"id": matching[0]["id"], "label": matching[0]["name"]}
+    return None
+
+
+@slot_type("refund_method")
+def refund_method(turn: Turn) -> Any:
+    return _payment(turn, allow_original=True)
+
+
+def _no_difference(turn: Turn) -> Any:
+    """No price difference to settle: the original payment method, without asking."""
+    new = turn.slots.get("new") or {}
+    paid_with = (turn.slots.get("order") or {}).get("paid_with")
+    if new and new.get("difference") == 0 and paid_with:
+        methods = (turn.slots.get("profile") or {}).get("payment_methods", [])
+        found = next((m for m in methods if m["id"] == paid_with), None)
+        return {"id": paid_with, "label": found["name"] if found else "original payment method"}
+    return None
+
+
+@slot_type("payment_method", auto=_no_difference)
+def payment_method(turn: Turn) -> Any:
+    return _payment(turn, allow_original=True)
+
+
+_CHANGES = (
+    (re.compile(r"\baddress\b|\bship(ping)? to\b|\bdeliver(y|ed)? to\b", re.I), "address"),
+    (re.compile(r"\bpay(ment|ing)?\b|\bcard\b|\bpaypal\b|\bgift\s?card\b", re.I), "payment"),
+    (
+        re.compile(r"\b(item|size|colou?r|variant|option|material|style|swap|product)s?\b", re.I),
+        "items",
+    ),
+)
+
+
+@slot_type("order_change", prefill=True)
+def order_change(turn: Turn) -> Any:
+    for pattern, kind in _CHANGES:
+        if pattern.search(turn.text):
+            return kind
+    if turn.options():
+        return "items"
+    return None
+
+
+# --- addresses -------------------------------------------------------------------------------
+
+_ADDRESS = re.compile(
+    r"(?P<a1>\d+[A-Za-z]?\s+[A-Za-z0-9 .'-]+?)\s*,\s*"
+    r"(?:(?P<a2>(?i:apt|apartment|suite|ste|unit|floor|fl|room|#)\.?\s*[A-Za-z0-9-]+)\s*,\s*)?"
+    r"(?P<city>[A-Za-z][A-Za-z .'-]*?)\s*,\s*(?P<state>[A-Za-z]{2})\s*,?\s*(?P<zip>\d{5})\b",
+)
+
+
+@slot_type("address", prefill=True)
+def address(turn: Turn) -> Any:
+    match = _ADDRESS.search(turn.text)
+    if match is None:
+        if re.search(r"\d+\s+\w+", turn.text) and re.search(r"\b\d{5}\b", turn.text):
+            return Invalid(
+                "I couldn't read that address. Please write it as: street, (apartment,) city, "
+                "state, zip; for example 12 Main St, Apt 3, Denver, CO 80202."
+            )
+        return None
+    parts = match.groupdict()
+    return {
+        "address1": parts["a1"].strip(),
+        "address2": (parts["a2"] or "").strip(),
+        "city": parts["city"].strip().title(),
+        "state": parts["state"].upper(),
+        "zip": parts["zip"],
+        "country": "USA",
+        "text": ", ".join(
+            p
+            for p in (
+                parts["a1"].strip(),
+                (parts["a2"] or "").strip(),
+                parts["city"].strip().title(),
+            )
+            if p
+        )
+        + f", {parts['state'].upper()} {parts['zip']}",
+    }
+
+
+# --- products and sales ----------------------------------------------------------------------
+
+_UNDER = re.compile(
+    r"\b(under|below|less than|max(imum)?|up to|at most|budget|no more than|cheaper than)\b", re.I
+)
+
+
+@slot_type("product", prefill=True)
+def product(turn: Turn) -> Any:
+    found = turn.values("product")
+    if found:
+        return found[0]
+    remembered = turn.memory.get("product")
+    if remembered and re.search(
+        r"\b(it|they|them|that|those|this|these|one|ones)\b", turn.text, re.I
+    ):
+        return remembered
+    return None
+
+
+@slot_type("product_query", prefill=True)
+def product_query(turn: Turn) -> Any:
+    """What the customer is shopping for. A message with options but no product carries the
+    product from before ("and the blue one in M?"), with the earlier options it does not
+    replace."""
+    named = turn.values("product")
+    options = turn.options()
+    amounts = turn.values("amount")
+    remembered = turn.memory.get("product")
+    if not named and remembered and turn.catalog is not None:
+        # Read the options as if the remembered product were named: "in size 9" alone is
+        # ambiguous, "in size 9" about hiking boots is not.
+        from frontdesk.pipeline.entities import extract
+
+        anchored = extract(f"{turn.text} ({remembered})", turn.catalog)
+        for entity in anchored:
+            if entity.kind == "option":
+                option, _, value = entity.value.partition("=")
+                options.setdefault(option, value)
+    name = named[0] if named else remembered
+    record = turn.product_record(name)
+    if record is not None:
+        options.update(boolean_options(turn.text, record))
+    if not named and not options and not amounts:
+        return None
+    carried = dict(turn.memory.get("options", {})) if not named or name == remembered else {}
+    carried.update(options)
+    if record is not None:
+        offered = {k for v in record.variants for k in v.options}
+        carried = {k: v for k, v in carried.items() if k in offered}
+    max_price = None
+    if amounts and (_UNDER.search(turn.text) or not named):
+        max_price = amounts[0]
+    elif turn.memory.get("max_price") and not named:
+        max_price = turn.memory.get("max_price")
+    return {"product": name, "options": carried, "max_price": max_price}
+
+
+_NAME = re.compile(
+    r"(?:my name is|name's|i am|i'm|this is|call me)\s+"
+    r"([A-Z][a-zA-Z'-]+(?:\s+[A-Z][a-zA-Z'-]+){0,2})",
+    re.I,
+)
+
+
+@slot_type("person_name", from_opening=False)
+def person_name(turn: Turn) -> Any:
+    match = _NAME.search(turn.text)
+    if match:
+        return match.group(1).strip()
+    bare = turn.text.strip(" .!")
+    if re.fullmatch(r"[A-Z][a-zA-Z'-]+(?:\s+[A-Z][a-zA-Z'-]+){0,2}", bare):
+        return bare
+    return None
+
+
+@slot_type("interest", from_opening=False)
+def interest(turn: Turn) -> Any:
+    text = turn.text.strip()
+    return text[:300] if turn.values("product") or len(text.split()) >= 2 else None
+
+
+@slot_type("budget")
+def budget(turn: Turn) -> Any:
+    amounts = turn.values("amount")
+    if amounts:
+        return amounts[0]
+    if re.search(
+        r"\b(no budget|not sure|flexible|don'?t know|no idea|none|any)\b", turn.text, re.I
+    ):
+        return "not sure"
+    bare = re.fullmatch(r"\s*\$?\s*(\d{1,7})(?:\.(\d{2}))?\s*", turn.text)
+    if bare:
+        return f"{bare.group(1)}.{bare.group(2) or '00'}"
+    return None
+
+
+@slot_type("text", from_opening=False)
+def text(turn: Turn) -> Any:
+    return turn.text.strip() or None

@@ -1,0 +1,388 @@
+"""Flows through the API: every flow end to end with its final database state, and every
+refusal with proof that the database did not change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from tests.conftest import open_conversation, say
+
+from frontdesk.adapters.store import repository as repo
+from frontdesk.adapters.store import shop as shop_repo
+from frontdesk.adapters.store.tables import (
+    EventRow,
+    LeadRow,
+    ShopActionRow,
+    ShopCustomerRow,
+    ShopOrderRow,
+)
+from frontdesk.service import Frontdesk
+
+RAJ = "raj.sanchez2046@example.com"  # #W4566809 pending; #W1067251, #W7736708 delivered
+AARAV = "aarav.nguyen1293@example.com"  # #W7728728 delivered (Hiking Boots size 7)
+JUAN_ORDER = "#W9537685"  # Juan Nguyen's pending order: not Raj's
+
+
+async def snapshot(fd: Frontdesk) -> dict[str, Any]:
+    """Everything a write could change: orders, customers, actions, action events, leads."""
+
+    def work(session: Session) -> dict[str, Any]:
+        orders = session.execute(
+            select(
+                ShopOrderRow.id,
+                ShopOrderRow.status,
+                ShopOrderRow.items,
+                ShopOrderRow.payments,
+                ShopOrderRow.details,
+            )
+        ).all()
+        customers = session.execute(select(ShopCustomerRow.id, ShopCustomerRow.profile)).all()
+        return {
+            "orders": sorted((r[0], r[1], str(r[2]), str(r[3]), str(r[4])) for r in orders),
+            "customers": sorted(customers),
+            "actions": session.execute(select(func.count()).select_from(ShopActionRow)).scalar(),
+            "leads": session.execute(select(func.count()).select_from(LeadRow)).scalar(),
+            "events": session.execute(
+                select(func.count())
+                .select_from(EventRow)
+                .where(EventRow.type.in_(["action_executed", "conversion", "lead_captured"]))
+            ).scalar(),
+        }
+
+    return await fd.db.run(work)
+
+
+async def order(fd: Frontdesk, order_id: str) -> Any:
+    return await fd.db.run(lambda s: shop_repo.order(s, fd.sealer, order_id))
+
+
+async def events(fd: Frontdesk, kind: str) -> list[dict[str, Any]]:
+    rows = await fd.db.run(
+        lambda s: list(s.execute(select(EventRow.payload).where(EventRow.type == kind)).scalars())
+    )
+    return [dict(r) for r in rows]
+
+
+async def chat(client: httpx.AsyncClient, cid: str, *lines: str) -> list[str]:
+    replies = []
+    for line in lines:
+        result = await say(client, cid, line)
+        replies.append(result["replies"][0]["text"])
+    return replies
+
+
+async def verified(client: httpx.AsyncClient, request: str, email: str = RAJ) -> tuple[str, str]:
+    cid = await open_conversation(client)
+    first = await chat(client, cid, request)
+    assert "email address" in first[0]
+    reply = (await chat(client, cid, f"it's {email}"))[0]
+    assert "found your account" in reply
+    return cid, reply
+
+
+# --- order status and authentication ---------------------------------------------------
+
+
+async def test_that_a_verified_customer_gets_the_status_and_tracking_of_an_order(
+    client: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    cid, listing = await verified(client, "Where is my order?")
+    assert "#W4566809: pending" in listing and "#W1067251: delivered" in listing
+    conversation = (await client.get(f"/api/conversations/{cid}")).json()
+    context = await frontdesk.db.run(lambda s: repo.get_conversation(s, conversation["id"]))
+    assert context is not None
+    assert {"id": "#W4566809", "status": "pending"} in context.state["auth"]["orders"]
+    reply = (await chat(client, cid, "the third one"))[0]
+    assert reply.startswith("Order #W7736708 is delivered.")
+    assert "Tracking number:" in reply and "Headphones" in reply
+    assert "returned or exchanged" in reply
+
+
+async def test_that_a_customer_can_verify_with_name_and_zip(client: httpx.AsyncClient) -> None:
+    cid = await open_conversation(client)
+    await chat(client, cid, "what's the status of order #W4566809?")
+    reply = (await chat(client, cid, "Raj Sanchez, zip code 92147"))[0]
+    assert "found your account" in reply
+    assert "Order #W4566809 is pending." in reply  # the order id from the first message
+
+
+async def test_that_no_order_data_is_given_before_verification(
+    client: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    before = await snapshot(frontdesk)
+    cid = await open_conversation(client)
+    reply = (await chat(client, cid, "where is my order #W4566809"))[0]
+    assert "email address" in reply
+    assert "pending" not in reply and "Security Camera" not in reply
+    wrong = (await chat(client, cid, "nobody@example.com"))[0]
+    assert "couldn't find an account" in wrong and "pending" not in wrong
+    assert await snapshot(frontdesk) == before
+
+
+async def test_that_a_customer_cannot_see_another_customers_order(
+    client: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    cid, _ = await verified(client, "where is my order?")
+    reply = (await chat(client, cid, f"{JUAN_ORDER}"))[0]
+    assert f"can't find an order {JUAN_ORDER} on your account" in reply
+    assert "Mechanical Keyboard" not in reply  # the item in Juan's order
+    assert f"{JUAN_ORDER} is" not in reply
+
+
+async def test_that_a_customer_cannot_cancel_another_customers_order(
+    client: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    before = await snapshot(frontdesk)
+    cid, reply = await verified(client, f"please cancel order {JUAN_ORDER}")
+    assert f"can't find an order {JUAN_ORDER} on your account" in reply
+    await chat(client, cid, "no longer needed", "yes")
+    assert (await order(frontdesk, JUAN_ORDER)).status == "pending"
+    assert await snapshot(frontdesk) == before
+
+
+async def test_that_a_conversation_serves_only_one_customer(
+    client: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    cid, _ = await verified(client, "where is my order?")
+    reply = (await chat(client, cid, f"actually, can you check the account {AARAV}?"))[0]
+    assert "one customer per conversation" in reply
+
+
+# --- writes: cancel, return, exchange, address ---------------------------------------------
+
+
+async def test_that_a_pending_order_is_cancelled_after_an_explicit_yes(
+    client: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    cid, reply = await verified(client, "I want to cancel order #W4566809")
+    assert "Why would you like to cancel" in reply
+    confirm = (await chat(client, cid, "I ordered it by mistake"))[0]
+    assert "cancel order #W4566809 (ordered by mistake)" in confirm and "$826.70" in confirm
+    done = (await chat(client, cid, "yes"))[0]
+    assert "order #W4566809 is cancelled" in done
+    cancelled = await order(frontdesk, "#W4566809")
+    assert cancelled.status == "cancelled"
+    assert cancelled.details["cancel_reason"] == "ordered by mistake"
+    assert cancelled.payments[-1]["transaction_type"] == "refund"
+    assert cancelled.payments[-1]["amount"] == pytest.approx(826.70)
+    [event] = await events(frontdesk, "action_executed")
+    assert event["tool"] == "cancel_pending_order" and event["order_id"] == "#W4566809"
+    assert event["customer_id"].startswith("c_")  # a keyed id, not the store's name-based id
+
+
+async def test_that_a_delivered_order_cannot_be_cancelled(
+    client: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    before = await snapshot(frontdesk)
+    cid, reply = await verified(client, "cancel my order #W1067251")
+    assert "Order #W1067251 is delivered. Only pending orders can be cancelled." in reply
+    await chat(client, cid, "no longer needed", "yes")
+    assert await snapshot(frontdesk) == before
+
+
+async def test_that_a_return_is_booked_with_confirmation(
+    client: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    cid, reply = await verified(client, "I want to return the earbuds from order #W1067251")
+    assert "Where should the refund of $258.84 go" in reply
+    confirm = (await chat(client, cid, "to my gift card please"))[0]
+    assert "Wireless Earbuds" in confirm and "Grill" not in confirm
+    assert "Refund of $258.84 to your gift card" in confirm
+    done = (await chat(client, cid, "yes"))[0]
+    assert "your return is booked" in done
+    returned = await order(frontdesk, "#W1067251")
+    assert returned.status == "return requested"
+    [earbuds] = [i.item_id for i in returned.items if i.name == "Wireless Earbuds"]
+    assert returned.details["return_items"] == [earbuds]
+    assert returned.details["refund_method_id"].startswith("gift_card_")
+
+
+async def test_that_a_pending_order_cannot_be_returned(
+    client: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    before = await snapshot(frontdesk)
+    cid, reply = await verified(client, "I'd like to return order #W4566809")
+    assert "Only delivered orders can be returned" in reply
+    await chat(client, cid, "all", "original payment method", "yes")
+    assert await snapshot(frontdesk) == before
+
+
+async def test_that_nothing_changes_without_an_explicit_yes(
+    client: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    before = await snapshot(frontdesk)
+    cid, _ = await verified(client, "I want to return order #W1067251")
+    confirm = (await chat(client, cid, "all of it", "original payment method"))[1]
+    assert "Shall I go ahead?" in confirm
+    for vague in ("hmm maybe", "ok whatever", "I guess", "yes but wait"):
+        reply = (await chat(client, cid, vague))[0]
+        assert "clear yes" in reply, vague
+        assert await snapshot(frontdesk) == before
+    declined = (await chat(client, cid, "no"))[0]
+    assert "haven't changed anything" in declined
+    assert (await chat(client, cid, "yes"))[0] != "Done"  # a late yes confirms nothing
+    assert await snapshot(frontdesk) == before
+
+
+async def test_that_a_size_is_exchanged(client: httpx.AsyncClient, frontdesk: Frontdesk) -> None:
+    cid, reply = await verified(
+        client, "Hi, I'd like to exchange my hiking boots for size 8", email=AARAV
+    )
+    assert "#W7728728: delivered" in reply
+    priced = (await chat(client, cid, "#W7728728"))[0]
+    assert "Hiking Boots (size 8, material synthetic, waterproof no) it is" in priced
+    assert "$4.55 less" in priced
+    confirm = (await chat(client, cid, "the gift card"))[0]
+    assert "exchange the Hiking Boots (size 7" in confirm and "only once" in confirm
+    done = (await chat(client, cid, "yes, go ahead"))[0]
+    assert "your exchange is booked" in done
+    exchanged = await order(frontdesk, "#W7728728")
+    assert exchanged.status == "exchange requested"
+    assert exchanged.details["exchange_price_difference"] == pytest.approx(-4.55)
+    [conversion] = await events(frontdesk, "conversion")
+    assert conversion["kind"] == "exchanged" and conversion["order_id"] == "#W7728728"
+
+
+async def test_that_an_out_of_stock_size_offers_alternatives(client: httpx.AsyncClient) -> None:
+    cid, _ = await verified(client, "I want to exchange my hiking boots", email=AARAV)
+    await chat(client, cid, "#W7728728")
+    reply = (await chat(client, cid, "size 9 please"))[0]
+    assert "out of stock" in reply or "doesn't come in" in reply
+    assert "size 8" in reply or "8" in reply
+
+
+async def test_that_the_default_address_is_changed(
+    client: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    cid, reply = await verified(client, "I've moved, please update my default address")
+    assert "What's your new address?" in reply
+    confirm = (await chat(client, cid, "55 Elm Street, Apt 2, Austin, TX 78701"))[0]
+    assert "change your default address to 55 Elm Street, Apt 2, Austin, TX 78701" in confirm
+    await chat(client, cid, "yes")
+    state = await frontdesk.db.run(lambda s: s.get(ShopCustomerRow, _raj_id(frontdesk)))
+    assert state is not None
+    profile = await frontdesk.db.run(
+        lambda s: shop_repo.profile(s, frontdesk.sealer, _raj_id(frontdesk))
+    )
+    assert profile.address.city == "Austin" and profile.address.zip == "78701"
+
+
+def _raj_id(fd: Frontdesk) -> str:
+    return shop_repo.customer_key(fd.secret, "raj_sanchez_2970")
+
+
+async def test_that_a_pending_orders_shipping_address_is_changed(
+    client: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    cid, _ = await verified(client, "I need to change the shipping address of my order")
+    asked = (await chat(client, cid, "#W4566809"))[0]
+    assert "What's the new shipping address?" in asked
+    replies = await chat(client, cid, "9 Oak Ave, Portland, OR 97201", "yes")
+    assert "ship order #W4566809 to 9 Oak Ave, Portland, OR 97201" in replies[0]
+    assert "will ship to 9 Oak Ave" in replies[1]
+    changed = await order(frontdesk, "#W4566809")
+    assert changed.address.city == "Portland" and changed.status == "pending"
+
+
+# --- digressions, switches, stopping ------------------------------------------------------
+
+
+async def test_that_a_question_in_the_middle_of_a_flow_is_answered_and_the_flow_goes_on(
+    client: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    cid, _ = await verified(client, "I want to return order #W1067251")
+    result = await say(client, cid, "How long do refunds take?")
+    reply = result["replies"][0]
+    assert "5–7 business days" in reply["text"]
+    assert [c["title"] for c in reply["citations"]] == ["Refunds"]
+    assert "Now, back to your return: Which items" in reply["text"]
+    replies = await chat(client, cid, "the grill", "back to the original payment method", "yes")
+    assert "your return is booked" in replies[2]
+    assert (await order(frontdesk, "#W1067251")).status == "return requested"
+
+
+async def test_that_a_customer_can_switch_flows_and_come_back(client: httpx.AsyncClient) -> None:
+    cid, _ = await verified(client, "I want to return order #W1067251")
+    switched = (await chat(client, cid, "wait, where is my order #W4566809?"))[0]
+    assert "Order #W4566809 is pending." in switched
+    assert "Now, back to your return." in switched and "Which items" in switched
+
+
+async def test_that_stop_ends_a_flow_without_changes(
+    client: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    before = await snapshot(frontdesk)
+    cid, _ = await verified(client, "cancel order #W4566809")
+    reply = (await chat(client, cid, "never mind"))[0]
+    assert "stopped cancelling your order" in reply
+    assert await snapshot(frontdesk) == before
+
+
+# --- sales ---------------------------------------------------------------------------------
+
+
+async def test_that_a_product_is_recommended_within_budget_and_options_carry_over(
+    client: httpx.AsyncClient,
+) -> None:
+    cid = await open_conversation(client)
+    reply = (await chat(client, cid, "can you recommend a waterproof hiking boot under $250?"))[0]
+    assert "Hiking Boots" in reply and "waterproof yes" in reply
+    prices = [float(p) for p in __import__("re").findall(r"\$(\d+\.\d\d)", reply)]
+    assert prices and all(p <= 250 for p in prices)
+    follow = (await chat(client, cid, "and in size 9?"))[0]
+    assert "Hiking Boots (size 9, material leather, waterproof yes) at $249.12" in follow
+
+
+async def test_that_an_unavailable_variant_gets_in_stock_alternatives(
+    client: httpx.AsyncClient,
+) -> None:
+    cid = await open_conversation(client)
+    await chat(client, cid, "do you have a blue t-shirt in size M?")
+    reply = (await chat(client, cid, "and in XL?"))[0]
+    assert "T-Shirt in" in reply and ("out of stock" in reply or "not something we make" in reply)
+    assert "closest to it" in reply and "XL" in reply
+
+
+async def test_that_a_lead_is_captured_with_a_score_and_sealed_contact(
+    client: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    cid = await open_conversation(client)
+    replies = await chat(
+        client,
+        cid,
+        "I'd like a quote for a bulk order for my hiking club",
+        "My name is Dana Fox",
+        "dana@club.example.org",
+        "20 pairs of hiking boots",
+        "about $6000",
+        "yes",
+    )
+    assert "What's your name?" in replies[0]
+    assert "sales team will email you" in replies[5]
+    [lead] = await frontdesk.db.run(lambda s: list(s.execute(select(LeadRow)).scalars()))
+    assert lead.score == 100 and lead.interest == "20 pairs of hiking boots"
+    assert "dana" not in lead.contact.lower()  # sealed
+    assert frontdesk.sealer.open_json(lead.contact, shop_repo.LEAD_CONTACT) == {
+        "name": "Dana Fox",
+        "email": "dana@club.example.org",
+    }
+    [captured] = await events(frontdesk, "lead_captured")
+    assert captured["score"] == 100
+
+
+# --- idempotency -------------------------------------------------------------------------
+
+
+async def test_that_a_repeated_yes_delivery_executes_the_action_once(
+    client: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    cid, _ = await verified(client, "cancel order #W4566809")
+    await chat(client, cid, "no longer needed")
+    first = await say(client, cid, "yes", client_message_id="yes-1")
+    again = await say(client, cid, "yes", client_message_id="yes-1")
+    assert again["replies"] == first["replies"]
+    assert len(await events(frontdesk, "action_executed")) == 1

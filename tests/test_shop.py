@@ -1,0 +1,289 @@
+"""The store below the flows: the policy as code, the tool gate, tool schemas, flow files, and
+what the database keeps (sealed profiles, keyed ids, the vault)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from tests.conftest import DEMO, open_conversation, say
+
+from frontdesk.adapters.crypto import Sealer, SealError
+from frontdesk.adapters.store import shop as shop_repo
+from frontdesk.adapters.store.tables import PseudonymRow, ShopActionRow
+from frontdesk.flows import tools
+from frontdesk.flows.definition import FlowError, load_flows, parse_flow
+from frontdesk.service import Frontdesk
+from frontdesk.shop import policy
+from frontdesk.shop.records import Address, Item, Order, PaymentMethod, Profile
+
+# --- policy as code --------------------------------------------------------------------------
+
+
+def _profile(balance: str = "10.00") -> Profile:
+    return Profile(
+        "c_1",
+        "Ann",
+        "Lee",
+        "ann@example.com",
+        Address("1 A St", "", "Town", "CA", "90001"),
+        (
+            PaymentMethod("gift_card_1", "gift_card", balance=Decimal(balance)),
+            PaymentMethod("credit_card_1", "credit_card", brand="visa", last_four="4242"),
+        ),
+    )
+
+
+def _order(status: str) -> Order:
+    item = Item("111", "p1", "Hiking Boots", Decimal("100.00"), {"size": "8"})
+    return Order(
+        "#W0000001",
+        "c_1",
+        status,
+        (item,),
+        (),
+        ({"transaction_type": "payment", "amount": 100.0, "payment_method_id": "credit_card_1"},),
+        Address("1 A St", "", "Town", "CA", "90001"),
+        {},
+    )
+
+
+@pytest.mark.parametrize(
+    ("action", "allowed"),
+    [
+        ("cancel", "pending"),
+        ("modify", "pending"),
+        ("return", "delivered"),
+        ("exchange", "delivered"),
+    ],
+)
+def test_that_each_action_runs_only_in_the_statuses_the_policy_allows(
+    action: str, allowed: str
+) -> None:
+    for status in ("pending", "processed", "delivered", "cancelled", "return requested"):
+        if status == allowed:
+            policy.check_status(_order(status), action)
+        else:
+            with pytest.raises(policy.Refusal) as refused:
+                policy.check_status(_order(status), action)
+            assert refused.value.code == f"{action}_not_allowed"
+
+
+def test_that_only_the_two_cancel_reasons_are_accepted() -> None:
+    with pytest.raises(policy.Refusal, match="no longer needed or was ordered by mistake"):
+        policy.cancel(_order("pending"), _profile(), "found it cheaper")
+    done = policy.cancel(_order("pending"), _profile(), "No longer needed")
+    assert done.order is not None and done.order.status == "cancelled"
+    assert done.result["refund_when"] == "within 5 to 7 business days"
+
+
+def test_that_a_refund_goes_only_to_the_original_method_or_a_gift_card() -> None:
+    order, profile = _order("delivered"), _profile()
+    assert policy.return_items(order, profile, ["111"], "credit_card_1").order is not None
+    assert policy.return_items(order, profile, ["111"], "gift_card_1").order is not None
+    with_paypal = replace(
+        profile, payment_methods=(*profile.payment_methods, PaymentMethod("paypal_1", "paypal"))
+    )
+    with pytest.raises(policy.Refusal) as refused:
+        policy.return_items(order, with_paypal, ["111"], "paypal_1")
+    assert refused.value.code == "refund_method_not_allowed"
+    with pytest.raises(policy.Refusal, match="not on your account"):
+        policy.return_items(order, profile, ["111"], "paypal_9")
+
+
+def test_that_a_gift_card_must_cover_a_price_difference() -> None:
+    from frontdesk.shop.records import ProductRecord, Variant
+
+    boots = ProductRecord(
+        "p1",
+        "Hiking Boots",
+        (
+            Variant("111", {"size": "8"}, True, Decimal("100.00")),
+            Variant("222", {"size": "9"}, True, Decimal("150.00")),
+            Variant("333", {"size": "10"}, False, Decimal("90.00")),
+        ),
+    )
+    order = _order("delivered")
+    with pytest.raises(policy.Refusal) as refused:
+        policy.exchange_items(
+            order, _profile("10.00"), ["111"], ["222"], "gift_card_1", {"p1": boots}
+        )
+    assert refused.value.code == "insufficient_balance"
+    with pytest.raises(policy.Refusal) as unavailable:
+        policy.exchange_items(order, _profile(), ["111"], ["333"], "credit_card_1", {"p1": boots})
+    assert unavailable.value.code == "variant_unavailable"
+    done = policy.exchange_items(
+        order, _profile("80.00"), ["111"], ["222"], "gift_card_1", {"p1": boots}
+    )
+    assert done.conversion == {"kind": "upgraded", "revenue": 50.0, "order_id": "#W0000001"}
+    assert done.profile is not None
+    assert done.profile.payment_methods[0].balance == Decimal("30.00")
+
+
+# --- the tool gate -------------------------------------------------------------------------
+
+
+async def test_that_the_tool_gate_refuses_unverified_and_unconfirmed_calls(
+    frontdesk: Frontdesk,
+) -> None:
+    from frontdesk.actions.shop import ShopBackend
+
+    backend = ShopBackend(frontdesk)
+    raj = shop_repo.customer_key(frontdesk.secret, "raj_sanchez_2970")
+    args = {"order_id": "#W4566809", "reason": "no longer needed"}
+    with pytest.raises(tools.ToolRefused) as refused:
+        await tools.run_tool(
+            backend, tools.ToolContext("conv-1"), "get_order_details", {"order_id": "#W4566809"}
+        )
+    assert refused.value.code == "not_authenticated"
+    with pytest.raises(tools.ToolRefused) as refused:
+        await tools.run_tool(
+            backend, tools.ToolContext("conv-1", raj), "cancel_pending_order", args
+        )
+    assert refused.value.code == "not_confirmed"
+    with pytest.raises(tools.ToolRefused) as refused:
+        await tools.run_tool(
+            backend,
+            tools.ToolContext("conv-1", raj),
+            "cancel_pending_order",
+            {"order_id": "W1", "reason": 3},
+        )
+    assert refused.value.code == "invalid_arguments" and "order_id" in refused.value.message
+    key = tools.action_key(
+        "conv-1", "cancel_pending_order", tools.parse_args("cancel_pending_order", args)
+    )
+    first = await tools.run_tool(
+        backend, tools.ToolContext("conv-1", raj, confirmed=key), "cancel_pending_order", args
+    )
+    second = await tools.run_tool(
+        backend, tools.ToolContext("conv-1", raj, confirmed=key), "cancel_pending_order", args
+    )
+    assert first["status"] == "cancelled" and second == {**first, "repeated": True}
+    count = await frontdesk.db.run(
+        lambda s: s.execute(select(func.count()).select_from(ShopActionRow)).scalar()
+    )
+    assert count == 1
+
+
+def test_that_every_tool_has_a_function_calling_schema() -> None:
+    schemas = tools.schemas()
+    names = [s["function"]["name"] for s in schemas]
+    assert names == sorted(tools.TOOLS) and len(names) >= 15
+    for schema in schemas:
+        assert schema["type"] == "function"
+        assert schema["function"]["description"]
+        assert schema["function"]["parameters"]["type"] == "object"
+    cancel = next(s for s in schemas if s["function"]["name"] == "cancel_pending_order")
+    assert set(cancel["function"]["parameters"]["required"]) == {"order_id", "reason"}
+    writes = {t.name for t in tools.TOOLS.values() if t.writes}
+    assert "cancel_pending_order" in writes and "get_order_details" not in writes
+
+
+# --- flow files ----------------------------------------------------------------------------
+
+
+def test_that_the_demo_flows_load() -> None:
+    flows = load_flows(DEMO)
+    assert {
+        "authenticate",
+        "order_status",
+        "cancel_order",
+        "return_item",
+        "exchange_item",
+        "modify_order",
+        "change_default_address",
+        "product_search",
+        "lead_capture",
+    } <= set(flows.by_name)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("name: x\ndescription: d\nsteps:\n  - say: hi\n    end: bye\n", "exactly one of"),
+        ("name: x\ndescription: d\nsteps:\n  - call: launch_rocket\n", "no tool 'launch_rocket'"),
+        ("name: x\ndescription: d\nsteps:\n  - goto: nowhere\n", "no step with id 'nowhere'"),
+        (
+            "name: x\ndescription: d\nsteps:\n  - collect: a\n    type: zodiac\n    prompt: p\n",
+            "no slot type 'zodiac'",
+        ),
+        (
+            "name: x\ndescription: d\ntriggers: {patterns: ['(']}\nsteps:\n  - say: hi\n",
+            "not a regular expression",
+        ),
+        ("name: x\ndescription: d\nsteps:\n  - collect: a\n", "needs a prompt"),
+        ("name: x\n  bad: [\n", "not valid YAML"),
+    ],
+)
+def test_that_a_flow_file_mistake_is_named(text: str, problem: str) -> None:
+    with pytest.raises(FlowError) as error:
+        parse_flow(text, "flows/x.yaml")
+    assert "flows/x.yaml" in str(error.value) and problem in str(error.value)
+
+
+def test_that_flows_needing_verification_need_an_authenticate_flow(tmp_path: Path) -> None:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "a.yaml").write_text(
+        "name: a\ndescription: d\nrequires_auth: true\nsteps:\n  - say: hi\n"
+    )
+    with pytest.raises(FlowError, match="authenticate"):
+        load_flows(tmp_path)
+
+
+# --- what the database keeps -----------------------------------------------------------------
+
+
+def test_that_a_sealed_value_does_not_open_under_another_label_or_when_tampered() -> None:
+    sealer = Sealer(b"k")
+    sealed = sealer.seal("ann@example.com", "vault")
+    assert sealer.open(sealed, "vault") == "ann@example.com"
+    with pytest.raises(SealError):
+        sealer.open(sealed, "leads.contact")
+    with pytest.raises(SealError):
+        sealer.open(sealed[:-4] + "AAAA", "vault")
+    with pytest.raises(SealError, match="does not hold"):
+        Sealer(b"other").open(sealed, "vault")
+
+
+async def test_that_the_store_data_is_kept_without_clear_personal_data(
+    frontdesk: Frontdesk, settings: Any, backend: str
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("reads the SQLite file itself")
+    await frontdesk.close()
+    raw = Path(settings.resolved_database_url.split("///", 1)[1]).read_bytes()
+    for clear in (
+        b"raj.sanchez2046@example.com",
+        b"986 Sunset Drive",
+        b"raj_sanchez_2970",
+        b"Sanchez",
+    ):
+        assert clear not in raw
+    assert b"Hiking Boots" in raw  # products are not personal data
+
+
+async def test_that_an_email_in_a_message_is_a_token_with_its_value_in_the_vault(
+    client: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    cid = await open_conversation(client)
+    result = await say(client, cid, "my email is ann@example.com")
+    assert result["message"]["text"] == "my email is <EMAIL_1>"
+    [row] = await frontdesk.db.run(lambda s: list(s.execute(select(PseudonymRow)).scalars()))
+    assert row.sealed is not None and b"ann@" not in row.sealed.encode()
+    assert frontdesk.sealer.open(row.sealed, "vault") == "ann@example.com"
+
+
+async def test_that_an_intent_starts_a_flow_without_any_pattern(
+    smart_client: httpx.AsyncClient,
+) -> None:
+    cid = await open_conversation(smart_client)
+    result = await say(
+        smart_client, cid, "the grill I got is not what I wanted, I want my money back"
+    )
+    text = result["replies"][0]["text"]
+    assert "email address" in text  # the return flow asks to verify first
