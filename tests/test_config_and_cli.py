@@ -54,7 +54,10 @@ def test_that_the_secret_key_file_is_created_once_and_private(tmp_path: Path) ->
     assert (tmp_path / "d" / "secret.key").stat().st_mode & 0o777 == 0o600
 
 
-@pytest.mark.parametrize("command", ["", "serve", "demo", "ingest", "chat", "migrate"])
+@pytest.mark.parametrize(
+    "command",
+    ["", "serve", "demo", "ingest", "chat", "migrate", "tools", "flows", "store import"],
+)
 def test_that_every_command_has_help(command: str) -> None:
     result = runner.invoke(app, [*command.split(), "--help"])
     assert result.exit_code == 0, result.output
@@ -107,3 +110,41 @@ def test_that_migrate_reports_the_schema_revision(tmp_path: Path) -> None:
     result = runner.invoke(app, ["migrate", "--data-dir", str(tmp_path / "data")])
     assert result.exit_code == 0, result.output
     assert "schema at revision 0002 (newest: 0002)" in result.output
+
+
+def test_that_tools_prints_the_function_calling_schemas() -> None:
+    import json
+
+    result = runner.invoke(app, ["tools", "--json"])
+    assert result.exit_code == 0, result.output
+    names = [t["function"]["name"] for t in json.loads(result.output)]
+    assert "return_delivered_order_items" in names and "search_catalog" in names
+
+
+def test_that_flows_lists_the_demo_flows_and_names_a_broken_file(tmp_path: Path) -> None:
+    from frontdesk.demo import demo_store_dir
+
+    listed = runner.invoke(app, ["flows", "--company", str(demo_store_dir())])
+    assert listed.exit_code == 0, listed.output
+    assert "return_item" in listed.output and "verifies the customer first" in listed.output
+    (tmp_path / "guidelines.yaml").write_text("assistant_name: Bo\n", encoding="utf-8")
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "bad.yaml").write_text(
+        "name: bad\ndescription: d\nsteps:\n  - call: nope\n", encoding="utf-8"
+    )
+    broken = runner.invoke(app, ["flows", "--company", str(tmp_path)])
+    assert broken.exit_code == 1
+    assert "bad.yaml" in broken.output and "no tool 'nope'" in broken.output
+
+
+def test_that_store_import_loads_the_demo_data(tmp_path: Path) -> None:
+    from frontdesk.demo import demo_store_dir
+
+    result = runner.invoke(
+        app,
+        ["store", "import", "--company", str(demo_store_dir()), "--data-dir", str(tmp_path / "d")],
+    )
+    assert result.exit_code == 0, result.output
+    assert "imported 50 products, 500 customers and 1000 orders" in result.output
+    empty = runner.invoke(app, ["store", "import", "--data-dir", str(tmp_path / "d")])
+    assert empty.exit_code == 1 and "no data/db.json" in empty.output

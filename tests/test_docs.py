@@ -36,7 +36,9 @@ def test_that_the_readme_links_to_pages_that_exist() -> None:
         "docs/privacy.md",
         "docs/operations.md",
         "docs/benchmarks.md",
+        "docs/flows.md",
         "docs/images/widget.png",
+        "docs/images/flow-return.png",
     ):
         assert page in readme
         assert (ROOT / page).exists(), page

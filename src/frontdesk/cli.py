@@ -10,10 +10,15 @@ import typer
 from rich.console import Console
 
 from frontdesk import __version__
+from frontdesk.adapters.store.shop import StoreDataError
 from frontdesk.cli_learning import ProgressBar
 from frontdesk.company.guidelines import GuidelinesError
 from frontdesk.config import Settings
+from frontdesk.flows.definition import FlowError
 from frontdesk.knowledge.documents import KnowledgeError
+
+# Mistakes in a company's files: reported in one line each, exit status 1.
+CompanyFileError = (GuidelinesError, FlowError, StoreDataError, KnowledgeError)
 
 app = typer.Typer(
     name="frontdesk",
@@ -85,7 +90,7 @@ def ingest(
     settings = _settings(company, data_dir)
     try:
         asyncio.run(_ingest(settings, path))
-    except (KnowledgeError, GuidelinesError) as exc:
+    except CompanyFileError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
 
@@ -110,7 +115,7 @@ def serve(
     settings = _settings(company, data_dir)
     try:
         _run_server(settings, host, port)
-    except GuidelinesError as exc:
+    except CompanyFileError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
 
@@ -215,6 +220,85 @@ def migrate(data_dir: DataDirOpt = None) -> None:
 
     current, head = asyncio.run(run())
     console.print(f"schema at revision {current} (newest: {head})")
+
+
+store_app = typer.Typer(help="The store's data: customers, orders, products.", no_args_is_help=True)
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("import")
+def store_import(company: CompanyOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Replace the store's data in the database with the company's data/db.json.
+
+    The service imports it by itself on a first start; run this after the file changed.
+    Profiles and addresses are sealed, customers get keyed ids (see docs/privacy.md)."""
+    from frontdesk.service import Frontdesk
+
+    settings = _settings(company, data_dir)
+    if settings.company_dir is None or not (settings.company_dir / "data" / "db.json").exists():
+        console.print("[red]error:[/red] the company folder has no data/db.json to import")
+        raise typer.Exit(1)
+
+    async def run() -> dict[str, int] | None:
+        fd = Frontdesk(settings)
+        await fd.start(load_knowledge=False)
+        try:
+            return await fd.load_store(replace=True)
+        finally:
+            await fd.close()
+
+    try:
+        counts = asyncio.run(run())
+    except CompanyFileError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    assert counts is not None
+    console.print(
+        f"imported {counts['products']} products, {counts['customers']} customers and "
+        f"{counts['orders']} orders"
+    )
+
+
+@app.command()
+def tools(
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print the OpenAI function-calling schemas.")
+    ] = False,
+) -> None:
+    """List the tools flows (and LLM backends, by function calling) may call."""
+    import json
+
+    from frontdesk.flows.tools import TOOLS, schemas
+
+    if json_:
+        print(json.dumps(schemas(), indent=2))
+        return
+    for name in sorted(TOOLS):
+        tool = TOOLS[name]
+        marks = ", ".join(
+            m for m, on in (("verified customer", tool.needs_auth), ("writes", tool.writes)) if on
+        )
+        print(f"{name:32} {tool.description}" + (f" [{marks}]" if marks else ""))
+
+
+@app.command()
+def flows(company: CompanyOpt = None) -> None:
+    """Check the company's flow files and list the flows with their triggers."""
+    from frontdesk.flows.definition import load_flows
+
+    settings = _settings(company, None)
+    try:
+        found = load_flows(settings.company_dir)
+    except FlowError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    if not found:
+        console.print("no flows (the company folder has no flows/*.yaml)")
+        return
+    for flow in found:
+        triggers = ", ".join(flow.triggers.intents) or "-"
+        verify = " (verifies the customer first)" if flow.requires_auth else ""
+        print(f"{flow.name:24} {len(flow.steps):2} steps  intents: {triggers}{verify}")
 
 
 @app.command()

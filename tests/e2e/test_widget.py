@@ -42,7 +42,8 @@ def server(sqlite_template: Path, tmp_path: Path, shared_embedder: SharedEmbedde
     data = tmp_path / "data"
     data.mkdir()
     shutil.copy(sqlite_template, data / "frontdesk.db")
-    settings = Settings(data_dir=data, company_dir=DEMO, secret_key="e2e")
+    # The template's store data is keyed and sealed under the tests' secret key.
+    settings = Settings(data_dir=data, company_dir=DEMO, secret_key="test-secret")
     app = create_app(frontdesk=Frontdesk(settings, embedder=shared_embedder))
     port = _free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
@@ -136,3 +137,36 @@ def test_that_an_oversized_message_shows_an_error_and_keeps_the_text(
     assert error.inner_text().strip()
     assert len(box.input_value()) == 4100
     assert _bubbles(page, "customer").count() == 0
+
+
+def _send(page: playwright.Page, text: str) -> str:
+    """Type a message, send it, and return the bot's reply to it."""
+    before = _bubbles(page, "bot").count()
+    page.locator('[data-testid="fd-input"]').fill(text)
+    page.keyboard.press("Enter")
+    reply = _bubbles(page, "bot").nth(before)
+    reply.wait_for(timeout=15_000)
+    text_: str = reply.inner_text()
+    return text_
+
+
+def test_that_a_customer_verifies_checks_an_order_and_books_a_return(
+    page: playwright.Page,
+) -> None:
+    page.locator('[data-testid="fd-panel"]').wait_for(state="visible")
+    assert "email address" in _send(page, "Where is my order?")
+    listing = _send(page, "raj.sanchez2046@example.com")
+    assert "found your account" in listing and "#W1067251: delivered" in listing
+    assert "Order #W1067251 is delivered." in _send(page, "the first one")
+    assert "Where should the refund" in _send(page, "I want to return the grill from it")
+    confirm = _send(page, "back to the original payment method")
+    assert "Grill" in confirm and "Shall I go ahead?" in confirm
+    if SHOTS:
+        page.screenshot(path=str(Path(SHOTS) / "flow-return.png"))
+    assert "your return is booked" in _send(page, "yes")
+
+
+def test_that_a_shopper_gets_a_recommendation_and_a_follow_up(page: playwright.Page) -> None:
+    found = _send(page, "can you recommend a waterproof hiking boot under $250?")
+    assert "Hiking Boots" in found
+    assert "size 9" in _send(page, "and in size 9?")

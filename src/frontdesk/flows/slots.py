@@ -150,9 +150,8 @@ def order_id(turn: Turn) -> Any:
         return found[0]
     listed = list(turn.memory.get("listed_orders", []))
     current = turn.memory.get("order_id")
-    candidates = listed or ([current] if current else [])
-    if candidates:
-        picked = resolve_reference(turn.text, candidates, current=current)
+    for candidates in (listed, [current] if current else []):
+        picked = resolve_reference(turn.text, candidates, current=current) if candidates else None
         if picked:
             return picked
     if _BAD_ORDER.search(turn.text):
