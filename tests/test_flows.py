@@ -288,6 +288,60 @@ async def test_that_a_pending_orders_shipping_address_is_changed(
     assert changed.address.city == "Portland" and changed.status == "pending"
 
 
+async def test_that_an_item_of_a_pending_order_is_changed_and_paid_for(
+    client: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    cid, _ = await verified(client, "I want to change an item in order #W2443586", email=AARAV)
+    asked = (await chat(client, cid, "the hiking boots"))[0]
+    assert "instead of the Hiking Boots" in asked
+    priced = (await chat(client, cid, "size 8 please"))[0]
+    assert "Hiking Boots (size 8" in priced and "which payment method?" in priced
+    confirm = (await chat(client, cid, "paypal"))[0]
+    assert "only once per order" in confirm and "PayPal" in confirm
+    done = (await chat(client, cid, "yes"))[0]
+    assert "order #W2443586 now has the Hiking Boots (size 8" in done
+    changed = await order(frontdesk, "#W2443586")
+    assert changed.status == "pending (item modified)"
+    assert any(i.name == "Hiking Boots" and i.options["size"] == "8" for i in changed.items)
+    [conversion] = await events(frontdesk, "conversion")
+    assert conversion["kind"] in ("modified", "upgraded")
+    again = (await chat(client, cid, "cancel order #W2443586"))[0]
+    assert "Only pending orders can be cancelled" in again  # changed items: no more changes
+
+
+async def test_that_a_gift_card_that_does_not_cover_an_order_cannot_pay_for_it(
+    client: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    before = await snapshot(frontdesk)
+    cid, _ = await verified(client, "I'd like to change the payment method of my order")
+    await chat(client, cid, "#W4566809")
+    confirm = (await chat(client, cid, "the gift card"))[0]
+    assert "pay order #W4566809 ($826.70) with your gift card instead" in confirm
+    refused = (await chat(client, cid, "yes"))[0]
+    assert "gift card balance does not cover the order total of $826.70" in refused
+    assert await snapshot(frontdesk) == before  # the rule holds at the write itself
+
+
+async def test_that_the_account_details_are_shown_only_after_verification(
+    client: httpx.AsyncClient,
+) -> None:
+    _, reply = await verified(client, "which payment methods are on my account?")
+    assert "gift card (balance $30.00)" in reply and "Mastercard card ending" in reply
+
+
+async def test_that_a_damaged_item_goes_to_a_person_with_the_order(
+    client: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    cid, _ = await verified(client, "my grill arrived damaged")
+    result = await say(client, cid, "#W1067251")
+    assert "passing them order #W1067251" in result["replies"][0]["text"]
+    assert result["handoff"] is True
+    conversation = (await client.get(f"/api/conversations/{cid}")).json()
+    assert conversation["mode"] == "human" and conversation["status"] == "waiting"
+    [handoff] = await events(frontdesk, "handoff_requested")
+    assert "Damaged, wrong or missing item in order #W1067251" in handoff["reason"]
+
+
 # --- digressions, switches, stopping ------------------------------------------------------
 
 

@@ -287,3 +287,14 @@ async def test_that_an_intent_starts_a_flow_without_any_pattern(
     )
     text = result["replies"][0]["text"]
     assert "email address" in text  # the return flow asks to verify first
+
+
+def test_that_a_payment_change_refunds_the_original_and_draws_the_gift_card() -> None:
+    done = policy.modify_payment(_order("pending"), _profile("150.00"), "gift_card_1")
+    assert done.order is not None and done.profile is not None
+    assert [p["transaction_type"] for p in done.order.payments] == ["payment", "payment", "refund"]
+    assert done.order.payments[-1]["payment_method_id"] == "credit_card_1"
+    assert done.profile.payment_methods[0].balance == Decimal("50.00")
+    with pytest.raises(policy.Refusal) as same:
+        policy.modify_payment(_order("pending"), _profile(), "credit_card_1")
+    assert same.value.code == "same_payment_method"
