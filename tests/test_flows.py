@@ -391,6 +391,15 @@ async def test_that_a_product_is_recommended_within_budget_and_options_carry_ove
     assert "Hiking Boots (size 9, material leather, waterproof yes) at $249.12" in follow
 
 
+async def test_that_a_products_options_prices_and_stock_come_from_the_catalog(
+    client: httpx.AsyncClient,
+) -> None:
+    cid = await open_conversation(client)
+    reply = (await chat(client, cid, "tell me about the hiking boots"))[0]
+    assert reply.startswith("Hiking Boots: 9 of 19 variants in stock")
+    assert "waterproof: no, yes" in reply or "waterproof: yes, no" in reply
+
+
 async def test_that_an_unavailable_variant_gets_in_stock_alternatives(
     client: httpx.AsyncClient,
 ) -> None:
