@@ -96,6 +96,10 @@ async def test_that_a_verified_customer_gets_the_status_and_tracking_of_an_order
     context = await frontdesk.db.run(lambda s: repo.get_conversation(s, conversation["id"]))
     assert context is not None
     assert {"id": "#W4566809", "status": "pending"} in context.state["auth"]["orders"]
+    assert {m["source"] for m in context.state["auth"]["payment_methods"]} == {
+        "credit_card",
+        "gift_card",
+    }
     reply = (await chat(client, cid, "the third one"))[0]
     assert reply.startswith("Order #W7736708 is delivered.")
     assert "Tracking number:" in reply and "Headphones" in reply

@@ -298,3 +298,13 @@ def test_that_a_payment_change_refunds_the_original_and_draws_the_gift_card() ->
     with pytest.raises(policy.Refusal) as same:
         policy.modify_payment(_order("pending"), _profile(), "credit_card_1")
     assert same.value.code == "same_payment_method"
+
+
+async def test_that_a_changed_secret_key_stops_the_start_with_a_clear_error(
+    settings: Any, shared_embedder: Any
+) -> None:
+    other = settings.model_copy(update={"secret_key": "another-secret"})
+    fd = Frontdesk(other, embedder=shared_embedder)
+    with pytest.raises(shop_repo.StoreDataError, match="the secret key changed"):
+        await fd.start(load_knowledge=False)
+    await fd.close()

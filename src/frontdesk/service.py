@@ -130,6 +130,17 @@ class Frontdesk:
         counts = None
         if path is not None and path.exists():
             loaded = await self.db.run(shop_repo.store_loaded)
+            if loaded and not replace:
+                keys = await self.db.run(shop_repo.sealed_key_ids)
+                if keys - {self.sealer.key_id}:
+                    raise shop_repo.StoreDataError(
+                        f"the store's data in the database was sealed under key "
+                        f"{', '.join(sorted(keys))}, and this service holds "
+                        f"{self.sealer.key_id}: the secret key changed. Restore "
+                        "FRONTDESK_SECRET_KEY (or data_dir/secret.key), or run "
+                        "`frontdesk store import` to import data/db.json again (changes made "
+                        "in conversations since the import are lost)"
+                    )
             if replace or not loaded:
                 data = await asyncio.to_thread(shop_repo.read_store_file, path)
                 counts = await self.db.run(

@@ -476,11 +476,18 @@ class _Run:
         record["ok"] = True
         if "authenticated" in ctx.effects:
             # The verified customer's orders join the context (ids and statuses only).
+            # The verified customer joins the context: their orders (ids and statuses) and
+            # their payment methods (ids and kinds). Names, emails and addresses stay sealed in
+            # the store and come through the tools when a step needs them.
             customer = str(ctx.effects["authenticated"])
             orders = await self.rt.backend.orders_of(customer)
+            profile = await self.rt.backend.profile_view(customer)
             self.state["auth"] = {
                 "customer_id": customer,
                 "orders": [{"id": o.id, "status": o.status} for o in orders],
+                "payment_methods": [
+                    {"id": m["id"], "source": m["source"]} for m in profile["payment_methods"]
+                ],
             }
         if "handoff" in ctx.effects:
             self.handoff = str(ctx.effects["handoff"])

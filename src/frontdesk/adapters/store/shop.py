@@ -68,6 +68,16 @@ def read_store_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def sealed_key_ids(session: Session) -> set[str]:
+    """The key ids the store's sealed values were sealed under (one sample per table)."""
+    found = set()
+    for column in (ShopCustomerRow.profile, ShopOrderRow.address):
+        value = session.execute(select(column).limit(1)).scalar_one_or_none()
+        if value is not None:
+            found.add(value.partition(":")[0])
+    return found
+
+
 def store_loaded(session: Session) -> bool:
     return bool(session.execute(select(func.count()).select_from(ShopProductRow)).scalar_one())
 
