@@ -56,7 +56,19 @@ def test_that_the_secret_key_file_is_created_once_and_private(tmp_path: Path) ->
 
 @pytest.mark.parametrize(
     "command",
-    ["", "serve", "demo", "ingest", "chat", "migrate", "tools", "flows", "store import"],
+    [
+        "",
+        "serve",
+        "demo",
+        "ingest",
+        "chat",
+        "migrate",
+        "tools",
+        "flows",
+        "store import",
+        "users add",
+        "users list",
+    ],
 )
 def test_that_every_command_has_help(command: str) -> None:
     result = runner.invoke(app, [*command.split(), "--help"])
@@ -109,7 +121,7 @@ def test_that_the_terminal_chat_answers_and_quits_on_an_empty_line(
 def test_that_migrate_reports_the_schema_revision(tmp_path: Path) -> None:
     result = runner.invoke(app, ["migrate", "--data-dir", str(tmp_path / "data")])
     assert result.exit_code == 0, result.output
-    assert "schema at revision 0002 (newest: 0002)" in result.output
+    assert "schema at revision 0003 (newest: 0003)" in result.output
 
 
 def test_that_tools_prints_the_function_calling_schemas() -> None:
@@ -148,3 +160,60 @@ def test_that_store_import_loads_the_demo_data(tmp_path: Path) -> None:
     assert "imported 50 products, 500 customers and 1000 orders" in result.output
     empty = runner.invoke(app, ["store", "import", "--data-dir", str(tmp_path / "d")])
     assert empty.exit_code == 1 and "no data/db.json" in empty.output
+
+
+def test_that_users_are_added_from_stdin_and_listed(tmp_path: Path) -> None:
+    data = str(tmp_path / "d")
+    added = runner.invoke(
+        app,
+        [
+            "users",
+            "add",
+            "--email",
+            "Ann@Example.com",
+            "--role",
+            "agent",
+            "--name",
+            "Ann",
+            "--password-stdin",
+            "--data-dir",
+            data,
+        ],
+        input="a long enough password\n",
+    )
+    assert added.exit_code == 0, added.output
+    assert "added agent ann@example.com" in added.output
+    again = runner.invoke(
+        app,
+        [
+            "users",
+            "add",
+            "--email",
+            "ann@example.com",
+            "--role",
+            "agent",
+            "--password-stdin",
+            "--data-dir",
+            data,
+        ],
+        input="a long enough password\n",
+    )
+    assert again.exit_code == 1 and "exists already" in again.output
+    short = runner.invoke(
+        app,
+        [
+            "users",
+            "add",
+            "--email",
+            "bo@example.com",
+            "--role",
+            "boss",
+            "--password-stdin",
+            "--data-dir",
+            data,
+        ],
+        input="a long enough password\n",
+    )
+    assert short.exit_code == 1 and "role must be one of" in short.output
+    listed = runner.invoke(app, ["users", "list", "--data-dir", data])
+    assert "ann@example.com" in listed.output and "agent" in listed.output

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from tests.conftest import open_conversation, say
 
+from frontdesk.adapters.store import people
 from frontdesk.adapters.store import repository as repo
 from frontdesk.adapters.store import shop as shop_repo
 from frontdesk.adapters.store.tables import (
@@ -343,7 +344,10 @@ async def test_that_a_damaged_item_goes_to_a_person_with_the_order(
     conversation = (await client.get(f"/api/conversations/{cid}")).json()
     assert conversation["mode"] == "human" and conversation["status"] == "waiting"
     [handoff] = await events(frontdesk, "handoff_requested")
-    assert "Damaged, wrong or missing item in order #W1067251" in handoff["reason"]
+    assert handoff["reason"] == "flow_transfer"
+    record = await frontdesk.db.run(lambda s: people.latest_handoff(s, cid))
+    assert record is not None
+    assert "Damaged, wrong or missing item in order #W1067251" in record.summary["bot_did"]
 
 
 # --- digressions, switches, stopping ------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -257,6 +257,67 @@ def store_import(company: CompanyOpt = None, data_dir: DataDirOpt = None) -> Non
         f"imported {counts['products']} products, {counts['customers']} customers and "
         f"{counts['orders']} orders"
     )
+
+
+users_app = typer.Typer(help="Console accounts: agents, reviewers, admins.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+async def _with_service(settings: Settings, work: Any) -> Any:
+    from frontdesk.service import Frontdesk
+
+    fd = Frontdesk(settings)
+    await fd.start(load_knowledge=False)
+    try:
+        return await work(fd)
+    finally:
+        await fd.close()
+
+
+@users_app.command("add")
+def users_add(
+    email: Annotated[str, typer.Option("--email", help="The login email.")],
+    role: Annotated[str, typer.Option("--role", help="admin, agent or reviewer.")],
+    name: Annotated[str, typer.Option("--name", help="Shown to colleagues.")] = "",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+    company: CompanyOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create a console account; the password comes from a prompt (or stdin)."""
+    import sys
+
+    from frontdesk.actions.accounts import AccountError, do_add_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    settings = _settings(company, data_dir)
+    try:
+        user = asyncio.run(
+            _with_service(settings, lambda fd: do_add_user(fd, email, name, role, password))
+        )
+    except (AccountError, *CompanyFileError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"added {user.role} {user.email}")
+
+
+@users_app.command("list")
+def users_list(company: CompanyOpt = None, data_dir: DataDirOpt = None) -> None:
+    """List the console accounts."""
+    from frontdesk.adapters.store import people
+
+    settings = _settings(company, data_dir)
+
+    async def read(fd: Any) -> list[people.User]:
+        found: list[people.User] = await fd.db.run(people.users)
+        return found
+
+    for user in asyncio.run(_with_service(settings, read)):
+        print(f"{user.email:32} {user.role:9} {user.name}")
 
 
 @app.command()

@@ -90,6 +90,13 @@ class Settings(BaseSettings):
         description="Origins allowed to call the API from a browser (sites embedding the widget).",
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    session_hours: float = Field(
+        default=12, gt=0, le=24 * 30, description="How long a console login lasts, in hours."
+    )
+    cookie_secure: bool = Field(
+        default=False,
+        description="Mark the console's session cookie Secure (set it when serving over HTTPS).",
+    )
 
     @field_validator("log_level")
     @classmethod

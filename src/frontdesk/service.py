@@ -9,8 +9,10 @@ import asyncio
 import contextlib
 import logging
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -22,7 +24,7 @@ from frontdesk.adapters.store.tables import ArticleRow
 from frontdesk.company.catalog import Catalog
 from frontdesk.company.guidelines import Guidelines, load_guidelines
 from frontdesk.config import Settings
-from frontdesk.core.ports import Bus, Embedder
+from frontdesk.core.ports import Bus, Embedder, Vector
 from frontdesk.flows.definition import Flows, load_flows
 from frontdesk.knowledge.ingest import IngestReport, Progress, ingest_folder
 from frontdesk.knowledge.retrieval import Retriever
@@ -32,6 +34,17 @@ from frontdesk.shop.records import ProductRecord
 
 log = logging.getLogger("frontdesk")
 
+# How close a question must be to a reviewed one for its approved answer to be used.
+APPROVED_SIMILARITY = 0.9
+
+
+@dataclass(frozen=True, slots=True)
+class Approved:
+    id: int
+    question: str
+    answer: str
+    version: int
+
 
 def default_embedder(settings: Settings) -> Embedder:
     from frontdesk.adapters.models.onnx_embedder import OnnxEmbedder
@@ -39,11 +52,14 @@ def default_embedder(settings: Settings) -> Embedder:
     return OnnxEmbedder(threads=settings.embedding_threads)
 
 
-def _knowledge_version(session: Session) -> tuple[int, str]:
+def _knowledge_version(session: Session) -> tuple[int, str, int]:
+    from frontdesk.adapters.store.tables import ApprovedAnswerRow
+
     count, newest = session.execute(
         select(func.count(ArticleRow.id), func.max(ArticleRow.updated_at))
     ).one()
-    return int(count), str(newest)
+    approved = session.execute(select(func.max(ApprovedAnswerRow.id))).scalar_one_or_none()
+    return int(count), str(newest), int(approved or 0)
 
 
 class Frontdesk:
@@ -62,13 +78,17 @@ class Frontdesk:
         self.bus: Bus = bus or LocalBus()
         self._db: Database | None = None
         self._retriever: Retriever | None = None
-        self._knowledge_signature: tuple[int, str] | None = None
+        self._knowledge_signature: tuple[int, str, int] | None = None
         self._refresher: asyncio.Task[None] | None = None
         self.guidelines: Guidelines = Guidelines()
         self.intents: IntentModel | None = None
         self.catalog: Catalog | None = None
         self.products: tuple[ProductRecord, ...] = ()
         self.flows: Flows = Flows()
+        # Agents with the console open in this worker: user id -> open sockets.
+        self.presence: dict[str, int] = {}
+        self._approved: list[Approved] = []
+        self._approved_vectors: Vector | None = None
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.secret = settings.resolved_secret_key()
         self.sealer = crypto.Sealer(self.secret)
@@ -153,6 +173,31 @@ class Frontdesk:
             self.catalog = Catalog.from_db_products(products)
         return counts
 
+    async def load_approved_answers(self) -> None:
+        """The active approved answers (from reviews) and their question vectors."""
+        from frontdesk.adapters.store import people
+
+        rows = await self.db.run(lambda s: people.approved_answers(s, active_only=True))
+        usable = [r for r in rows if r.embedder == self.embedder.name]
+        self._approved = [Approved(r.id, r.question, r.answer, r.version) for r in usable]
+        self._approved_vectors = (
+            np.vstack([np.frombuffer(r.embedding, dtype=np.float32) for r in usable])
+            if usable
+            else None
+        )
+
+    def approved_answer(self, vector: Vector) -> Approved | None:
+        """The approved answer to the same question, if a reviewer wrote one."""
+        if self._approved_vectors is None:
+            return None
+        scores = self._approved_vectors @ np.asarray(vector, dtype=np.float32)
+        best = int(np.argmax(scores))
+        return self._approved[best] if scores[best] >= APPROVED_SIMILARITY else None
+
+    def online_agents(self) -> tuple[str, ...]:
+        """Agents (and admins) with the console open, for assignment at handoff."""
+        return tuple(sorted(u for u, n in self.presence.items() if n > 0))
+
     @property
     def registry(self) -> ModelRegistry:
         return ModelRegistry(self.settings.data_dir / "models")
@@ -180,6 +225,7 @@ class Frontdesk:
         embedder = await asyncio.to_thread(lambda: self.embedder)
         signature = await self.db.run(_knowledge_version)
         self._retriever = await Retriever.load(self.db, embedder)
+        await self.load_approved_answers()
         self._knowledge_signature = signature
         log.info("knowledge index loaded: %d chunks", self._retriever.size)
 

@@ -3,91 +3,12 @@ server on a loopback port."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
-from tests.conftest import DEMO, SharedEmbedder
+from tests.e2e.conftest import SHOTS, needs_chromium, playwright
 
-from frontdesk.api.app import create_app
-from frontdesk.config import Settings
-from frontdesk.service import Frontdesk
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)"
-    ),
-]
-SHOTS = os.environ.get("FRONTDESK_SCREENSHOTS")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-def server(sqlite_template: Path, tmp_path: Path, shared_embedder: SharedEmbedder) -> Iterator[str]:
-    data = tmp_path / "data"
-    data.mkdir()
-    shutil.copy(sqlite_template, data / "frontdesk.db")
-    # The template's store data is keyed and sealed under the tests' secret key.
-    settings = Settings(data_dir=data, company_dir=DEMO, secret_key="test-secret")
-    app = create_app(frontdesk=Frontdesk(settings, embedder=shared_embedder))
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not instance.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture
-def page(server: str) -> Iterator[playwright.Page]:
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        context = browser.new_context(viewport={"width": 1100, "height": 760})
-        tab = context.new_page()
-        outside: list[str] = []
-        tab.on(
-            "request",
-            lambda request: (
-                outside.append(request.url)
-                if not request.url.startswith((server, "data:", "about:"))
-                else None
-            ),
-        )
-        tab.goto(server + "/")
-        yield tab
-        browser.close()
-        assert outside == [], f"the page reached outside the service: {outside}"
+pytestmark = [pytest.mark.e2e, needs_chromium]
 
 
 def _bubbles(page: playwright.Page, role: str) -> playwright.Locator:

@@ -10,9 +10,20 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from frontdesk.actions.console import HandoffPlan, announce, apply_handoff, summarize
 from frontdesk.adapters.store import repository as repo
 from frontdesk.core.ports import Vector
-from frontdesk.core.types import Conversation, ConversationId, Message, Mode, Role, Status, utcnow
+from frontdesk.core.types import (
+    ArticleId,
+    Citation,
+    Conversation,
+    ConversationId,
+    Message,
+    Mode,
+    Role,
+    Status,
+    utcnow,
+)
 from frontdesk.flows import engine as flow_engine
 from frontdesk.pipeline import context as context_stage
 from frontdesk.pipeline import privacy
@@ -128,6 +139,12 @@ def _receive(
         replies = ()
         payload = {"seq": seq, "pii": list(clean.kinds), "chars": len(clean.text)}
         repo.append_event(session, "message_received", payload, conversation_id)
+        if (
+            conversation.mode is Mode.HUMAN
+            and conversation.state.get("followup_offered")
+            and privacy.EMAIL in clean.kinds
+        ):
+            replies = (_follow_up(session, conversation, customer),)
     history: tuple[Message, ...] = ()
     if conversation.mode is Mode.BOT and not replies and history_turns:
         recent = repo.recent_messages(session, conversation_id, history_turns + 1)
@@ -135,18 +152,56 @@ def _receive(
     return _Received(conversation, customer, replies, history, duplicate=existing is not None)
 
 
+FOLLOW_UP_ACK = (
+    "Thanks. A person from our team will follow up by email at the address you gave, within "
+    "one business day."
+)
+
+
+def _follow_up(session: Session, conversation: Conversation, customer: Message) -> Message:
+    """Outside working hours, the customer left an email for a follow-up: acknowledge it and
+    record the request (the address itself stays in the vault, behind its token)."""
+    token = privacy.TOKEN_RE.search(customer.text)
+    state = dict(conversation.state)
+    state.pop("followup_offered", None)
+    claimed = repo.claim_seq(session, conversation.id, state=state)
+    assert claimed is not None
+    _, seq = claimed
+    ack = repo.insert_message(
+        session, conversation.id, seq, Role.SYSTEM, FOLLOW_UP_ACK, reply_to=customer.id
+    )
+    repo.append_event(
+        session,
+        "followup_requested",
+        {"email_token": token.group() if token else None},
+        conversation.id,
+    )
+    return ack
+
+
 def _store_reply(
     session: Session,
     conversation_id: str,
-    customer: Message,
+    received: _Received,
     decision: Decision,
     checked: Guarded,
     meta: dict[str, Any],
+    plan: HandoffPlan | None,
 ) -> tuple[Message, Conversation]:
     """Transaction 2: the bot's reply, the carried state, a handoff, and their events."""
-    changes: dict[str, Any] = {"state": decision.state}
-    if checked.draft.handoff:
+    customer = received.message
+    state = dict(decision.state)
+    text = checked.draft.text
+    changes: dict[str, Any] = {}
+    if plan is not None:
         changes.update(mode=Mode.HUMAN.value, status=Status.WAITING.value)
+        assigned, text = apply_handoff(session, conversation_id, plan, text)
+        changes.update(assigned)
+        if not plan.open_now:
+            state["followup_offered"] = True
+    elif received.conversation.status is Status.RESOLVED:
+        changes["status"] = Status.OPEN.value  # the customer came back: reopened
+    changes["state"] = state
     claimed = repo.claim_seq(session, conversation_id, **changes)
     if claimed is None:
         raise ConversationNotFound(conversation_id)
@@ -156,7 +211,7 @@ def _store_reply(
         conversation_id,
         seq,
         Role.BOT,
-        checked.draft.text,
+        text,
         reply_to=customer.id,
         citations=checked.draft.citations,
         meta=meta,
@@ -175,8 +230,12 @@ def _store_reply(
         )
     ]
     events += [("guard_intervened", {"check": i, "seq": seq}) for i in checked.interventions]
-    if checked.draft.handoff:
-        events.append(("handoff_requested", {"reason": decision.reason}))
+    if plan is not None:
+        events.append(
+            ("handoff_requested", {"reason": plan.reason, "assigned_to": changes["assigned_to"]})
+        )
+    if received.conversation.status is Status.RESOLVED and plan is None:
+        events.append(("conversation_reopened", {}))
     repo.append_events(session, events, conversation_id)
     return bot, conversation
 
@@ -217,6 +276,10 @@ async def do_receive_customer_message(
             )
             if not received.duplicate:
                 await _publish_message(fd, received.message)
+                for ack in received.replies:
+                    await _publish_message(fd, ack)
+                if received.conversation.mode is Mode.HUMAN:
+                    await announce(fd, conversation_id)  # the agent's console refreshes
             if not received.needs_reply:
                 return _result(received, received.conversation, received.replies, started)
             query = received.message.text
@@ -226,9 +289,24 @@ async def do_receive_customer_message(
                     early if early is not None and query == text else fd.embedder.embed_one(query)
                 )
             decision, checked, meta = await _think(fd, received, vector)
+            plan = None
+            if checked.draft.handoff:
+                plan = HandoffPlan(
+                    reason=decision.reason,
+                    summary=summarize(
+                        received.conversation,
+                        received.history,
+                        received.message.text,
+                        decision.state,
+                        meta,
+                    ),
+                    online_agents=fd.online_agents(),
+                    minutes_per_conversation=fd.guidelines.escalation.minutes_per_conversation,
+                    open_now=fd.guidelines.working_hours.is_open(utcnow()),
+                )
             reply, conversation = await fd.db.run(
                 lambda session: _store_reply(
-                    session, conversation_id, received.message, decision, checked, meta
+                    session, conversation_id, received, decision, checked, meta, plan
                 )
             )
     finally:
@@ -244,6 +322,7 @@ async def do_receive_customer_message(
                 "status": conversation.status.value,
             },
         )
+        await announce(fd, conversation_id)
     return _result(received, conversation, (reply,), started)
 
 
@@ -280,10 +359,22 @@ async def _think(
                 negative=understanding.negative,
             ),
         )
-    if flow is not None:
+    approved = None
+    if flow is None and vector is not None and not overrides(context, understanding, fd.guidelines):
+        approved = fd.approved_answer(vector)
+    if approved is not None:
+        # A reviewer's answer to this same question comes before the help centre.
+        decision = Decision(Action.ANSWER, "approved_answer", _answered(context.state))
+        draft = Draft(
+            approved.answer,
+            (Citation(ArticleId(f"approved-{approved.id}"), "Approved answer"),),
+            handoff=False,
+            grounded_in=approved.answer,
+        )
+    elif flow is not None:
         decision, draft = _flow_decision(flow, understanding, fd, open_now)
     else:
-        decision = decide(context, understanding, fd.guidelines, settings.answer_threshold)
+        decision = decide(context, understanding, fd.guidelines, settings.answer_threshold, text)
         draft = respond(decision, understanding, fd.guidelines, open_now=open_now)
     checked = guard(draft, fd.guidelines)
     meta: dict[str, Any] = {
@@ -311,6 +402,13 @@ async def _think(
     return decision, checked, meta
 
 
+def _answered(state: dict[str, Any]) -> dict[str, Any]:
+    carried = dict(state)
+    carried["low_confidence_streak"] = 0
+    carried.pop("offered_human", None)
+    return carried
+
+
 def _runtime(fd: Frontdesk, conversation_id: str) -> flow_engine.Runtime:
     from frontdesk.actions.shop import ShopBackend
 
@@ -322,6 +420,7 @@ def _runtime(fd: Frontdesk, conversation_id: str) -> flow_engine.Runtime:
         threshold=fd.settings.answer_threshold,
         catalog=fd.catalog,
         products=fd.products,
+        high_value=fd.guidelines.escalation.high_value_order,
     )
 
 

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from frontdesk import __version__
-from frontdesk.api import errors, routes, web, websocket
+from frontdesk.api import console, errors, routes, web, websocket
 from frontdesk.api.limits import BodySizeLimit
 from frontdesk.config import Settings
 from frontdesk.service import Frontdesk
@@ -46,7 +46,10 @@ def create_app(settings: Settings | None = None, *, frontdesk: Frontdesk | None 
     )
     app.state.frontdesk = fd
     errors.install(app)
+    console.install(app)
     app.include_router(routes.router)
+    app.include_router(console.router)
+    app.include_router(console.pages)
     app.include_router(websocket.router)
     app.include_router(web.router)
     web.mount(app)

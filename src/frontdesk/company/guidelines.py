@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, time
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -38,10 +39,12 @@ class Texts(_Strict):
         "I don't seem to have a good answer for that. Would you like me to connect you with a "
         "person?"
     )
-    handoff: NonEmpty = "I'm connecting you with a person now. Someone will reply here shortly."
+    # {wait} becomes the expected wait ("in about 8 minutes"), from the queue and the agents
+    # online.
+    handoff: NonEmpty = "I'm connecting you with a person now. Someone will reply here {wait}."
     handoff_closed: NonEmpty = (
-        "Our team is away right now. I've passed your conversation on, and a person will reply "
-        "here when we open."
+        "Our team is away right now. I've passed your conversation on. Leave your email address "
+        "here and a person will follow up by email when we open."
     )
     declined_human: NonEmpty = "No problem. What else can I help you with?"
     thanks: NonEmpty = "You're welcome! Is there anything else I can help you with?"
@@ -64,9 +67,48 @@ DEFAULT_AFFIRMATIVE = (
 DEFAULT_NEGATIVE = r"^\s*(no|nope|nah|no thanks|not now|n)\b"
 
 
+DEFAULT_SENSITIVE: dict[str, tuple[str, ...]] = {
+    "legal": (r"\b(lawyers?|attorneys?|sue|suing|lawsuit|legal action|small claims|court)\b",),
+    "safety": (
+        r"\b(caught fire|on fire|burn(ed|t)?|injur(y|ed|ies)|hurt (me|my|him|her)|electric shock|"
+        r"explod(ed|ing)|unsafe|choking)\b",
+    ),
+    "fraud": (
+        r"\b(fraud(ulent)?|scam(med)?|stolen (card|credit card|identity)|identity theft|"
+        r"unauthori[sz]ed (charge|purchase|transaction)s?|i didn'?t (make|order) (this|that))\b",
+    ),
+    "bereavement": (
+        r"\b(passed away|died|funeral|deceased|bereave(d|ment)|(my|our) late (husband|wife|"
+        r"mother|father|mom|dad|son|daughter))\b",
+    ),
+}
+
+
 class Escalation(_Strict):
+    """When a person takes over. Each rule records its reason on the handoff."""
+
     human_request_patterns: tuple[NonEmpty, ...] = DEFAULT_HUMAN_PATTERNS
     low_confidence_turns: int = Field(default=2, ge=1, le=10)
+    low_confidence_handoff: bool = Field(
+        default=False,
+        description="After low_confidence_turns unclear messages: hand over (true) or offer a "
+        "person (false).",
+    )
+    loop_repeats: int = Field(
+        default=2, ge=2, le=10, description="The same unanswered question this often: hand over."
+    )
+    sensitive_topics: dict[str, tuple[NonEmpty, ...]] = Field(
+        default_factory=lambda: dict(DEFAULT_SENSITIVE),
+        description="Topic name -> regular expressions; a match hands over at once.",
+    )
+    high_value_order: float | None = Field(
+        default=None,
+        gt=0,
+        description="Order total at or above which an action on it goes to a person.",
+    )
+    minutes_per_conversation: float = Field(
+        default=4, gt=0, description="For the expected wait: minutes an agent needs per chat."
+    )
     frustration_threshold: float = Field(
         default=0.7, gt=0, le=1, description="Frustration at or above which a person takes over."
     )
@@ -86,7 +128,23 @@ class Escalation(_Strict):
         _compile(pattern)
         return pattern
 
+    @field_validator("sensitive_topics")
+    @classmethod
+    def _compile_topics(cls, topics: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for patterns in topics.values():
+            for pattern in patterns:
+                _compile(pattern)
+        return topics
 
+    def sensitive_topic(self, text: str) -> str | None:
+        """The first sensitive topic the text touches, if any."""
+        for topic, patterns in self.sensitive_topics.items():
+            if any(_compile(p).search(text) for p in patterns):
+                return topic
+        return None
+
+
+@lru_cache(maxsize=512)
 def _compile(pattern: str) -> re.Pattern[str]:
     try:
         return re.compile(pattern, re.IGNORECASE)

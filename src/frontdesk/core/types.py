@@ -80,6 +80,7 @@ class Conversation:
     updated_at: datetime
     customer_id: CustomerId | None = None
     state: dict[str, Any] = field(default_factory=dict)
+    assigned_to: str | None = None  # the user (agent) handling it, if any
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,6 +98,7 @@ class Runtime:
     threshold: float
     catalog: Catalog | None = None
     products: Sequence[ProductRecord] = ()
+    high_value: float | None = None  # order total at which an action goes to a person
 
 
 class _Run:
@@ -490,11 +491,26 @@ class _Run:
                 ],
             }
         if "handoff" in ctx.effects:
-            self.handoff = str(ctx.effects["handoff"])
+            # The flow's own transfer: the reason is the rule, the summary goes to the agent.
+            self.handoff = "flow_transfer"
+            lines: list[str] = self.state.setdefault("summary", [])
+            lines.append(str(ctx.effects["handoff"]))
             self.stack.clear()
             return False
         if "order_ids" in result:
             self.memory["listed_orders"] = list(result["order_ids"])
+        if (
+            step.call == "check_order_action"
+            and self.rt.high_value is not None
+            and float(result.get("total", 0)) >= self.rt.high_value
+        ):
+            self.out.append(
+                f"Order {result['order_id']} is a large one ({result['total_text']}), so a "
+                "person from our team will take this from here."
+            )
+            self.handoff = "high_value_order"
+            self.stack.clear()
+            return False
         if step.save:
             frame["slots"][step.save] = result
         frame["step"] += 1
@@ -572,7 +588,7 @@ async def handle(rt: Runtime, state: dict[str, Any], turn: TurnInput) -> FlowRep
         return None
     current = run.stack[-1]["name"] if run.stack else None
     if run.handoff is not None:
-        run.reason = f"handoff:{run.handoff}"
+        run.reason = run.handoff
     return FlowReply(
         text="\n\n".join(t for t in run.out if t),
         state=run.state,

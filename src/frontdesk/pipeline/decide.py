@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -36,13 +37,30 @@ def overrides(context: Context, understanding: Understanding, guidelines: Guidel
     offered = bool(context.state.get("offered_human"))
     return (
         understanding.wants_human
+        or understanding.sensitive is not None
         or (offered and (understanding.affirmative or understanding.negative))
         or understanding.mood.frustration >= guidelines.escalation.frustration_threshold
     )
 
 
+def _normal(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def _same_question(a: str, b: str) -> bool:
+    """The same question asked again, allowing a word or two of difference."""
+    if a == b:
+        return True
+    left, right = set(a.split()), set(b.split())
+    return bool(left and right) and len(left & right) / len(left | right) >= 0.7
+
+
 def decide(
-    context: Context, understanding: Understanding, guidelines: Guidelines, threshold: float
+    context: Context,
+    understanding: Understanding,
+    guidelines: Guidelines,
+    threshold: float,
+    text: str = "",
 ) -> Decision:
     """The next move and the conversation state to carry forward.
 
@@ -63,12 +81,23 @@ def decide(
         return Decision(action, reason, state)
 
     def unclear(reason: str) -> Decision:
+        asked = _normal(text)
+        if asked:
+            unanswered: list[str] = list(state.get("unanswered", []))
+            repeats = sum(1 for earlier in unanswered if _same_question(earlier, asked)) + 1
+            state["unanswered"] = [*unanswered, asked][-5:]
+            if repeats >= escalation.loop_repeats:
+                return done(Action.HANDOFF, "loop")
         if streak + 1 >= escalation.low_confidence_turns:
+            if escalation.low_confidence_handoff:
+                return done(Action.HANDOFF, f"{reason}_repeated", low=True)
             return done(Action.OFFER_HUMAN, f"{reason}_repeated", low=True, offer=True)
         return done(Action.REPHRASE, reason, low=True)
 
     if understanding.wants_human:
         return done(Action.HANDOFF, "customer_request")
+    if understanding.sensitive is not None:
+        return done(Action.HANDOFF, f"sensitive:{understanding.sensitive}")
     if offered and understanding.affirmative:
         return done(Action.HANDOFF, "accepted_offer")
     if offered and understanding.negative:

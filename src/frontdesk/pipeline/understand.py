@@ -44,6 +44,7 @@ class Understanding:
     intent: Prediction | None = None
     out_of_scope: bool = False
     entities: tuple[Entity, ...] = field(default=())
+    sensitive: str | None = None  # the sensitive topic the message touches (guidelines)
 
     @property
     def best(self) -> Passage | None:
@@ -54,14 +55,24 @@ class Understanding:
         return self.mood.sentiment
 
 
-@lru_cache(maxsize=64)
 def _patterns(
     escalation: Escalation,
 ) -> tuple[list[re.Pattern[str]], re.Pattern[str], re.Pattern[str]]:
+    return _compiled(
+        escalation.human_request_patterns,
+        escalation.affirmative_pattern,
+        escalation.negative_pattern,
+    )
+
+
+@lru_cache(maxsize=64)
+def _compiled(
+    human: tuple[str, ...], yes: str, no: str
+) -> tuple[list[re.Pattern[str]], re.Pattern[str], re.Pattern[str]]:
     return (
-        [re.compile(p, re.IGNORECASE) for p in escalation.human_request_patterns],
-        re.compile(escalation.affirmative_pattern, re.IGNORECASE),
-        re.compile(escalation.negative_pattern, re.IGNORECASE),
+        [re.compile(p, re.IGNORECASE) for p in human],
+        re.compile(yes, re.IGNORECASE),
+        re.compile(no, re.IGNORECASE),
     )
 
 
@@ -106,4 +117,5 @@ def understand(
         intent=intent,
         out_of_scope=intent is not None and intent.out_of_scope,
         entities=tuple(extract(text, catalog)),
+        sensitive=guidelines.escalation.sensitive_topic(text),
     )

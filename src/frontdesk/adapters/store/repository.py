@@ -86,6 +86,7 @@ def to_conversation(row: Mapping[Any, Any]) -> Conversation:
         updated_at=row["updated_at"],
         customer_id=CustomerId(row["customer_id"]) if row["customer_id"] else None,
         state=dict(row["state"] or {}),
+        assigned_to=row.get("assigned_to"),
     )
 
 
@@ -133,7 +134,7 @@ def claim_seq(
     """Take the conversation's next message number, applying ``changes`` (state, mode,
     status) in the same statement. The row stays locked until the transaction ends (on
     PostgreSQL), so two workers can never take the same number. None: no such conversation."""
-    unknown = set(changes) - {"state", "mode", "status", "customer_id"}
+    unknown = set(changes) - {"state", "mode", "status", "customer_id", "assigned_to"}
     if unknown:
         raise ValueError(f"claim_seq cannot change {sorted(unknown)}")
     keys = tuple(sorted(changes))
@@ -143,6 +144,15 @@ def claim_seq(
     if row is None:
         return None
     return to_conversation(row), int(row["last_seq"])
+
+
+def update_conversation(session: Session, conversation_id: str, **changes: Any) -> None:
+    """Change mode, status or assignment without taking a message number."""
+    session.execute(
+        update(CONVERSATIONS)
+        .where(CONVERSATIONS.c.id == conversation_id)
+        .values(updated_at=utcnow(), **changes)
+    )
 
 
 def insert_message(
