@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +157,16 @@ class Flow(_Strict):
         return next(i for i, s in enumerate(self.steps) if s.id == step_id)
 
     def matches(self, text: str) -> bool:
-        return any(re.search(p, text, re.IGNORECASE) for p in self.triggers.patterns)
+        combined = _any_of(tuple(self.triggers.patterns))
+        return combined is not None and combined.search(text) is not None
+
+
+@lru_cache(maxsize=256)
+def _any_of(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One compiled alternation of a flow's trigger patterns (checked on every message)."""
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
