@@ -20,9 +20,10 @@ install: $(STAMP)  ## create .venv and install Frontdesk with its dev tools
 demo: $(STAMP)  ## serve the demo store on http://127.0.0.1:$(PORT)
 	$(BIN)/frontdesk demo --port $(PORT)
 
-test: $(STAMP)  ## lint, then the test suite on SQLite and on a throwaway PostgreSQL
+test: $(STAMP)  ## lint, the test suite (SQLite, PostgreSQL, browser), the demo's conversation tests
 	$(MAKE) --no-print-directory lint
 	scripts/test.sh
+	$(BIN)/frontdesk test examples/demo-store/tests --junit test-artifacts/conversations.xml
 
 lint: $(STAMP)  ## ruff and mypy --strict
 	$(BIN)/ruff check src tests benchmarks

@@ -2,9 +2,9 @@
 
     .venv/bin/python benchmarks/retrieval.py [--data-dir DIR]
 
-The labelled questions are in benchmarks/retrieval_questions.csv (question,article). A hit is
-the labelled article among the cited articles of the top passages (a FAQ entry cites the
-article it summarises). Dense-only and BM25-only rankings are printed beside the hybrid one.
+The labelled questions are in examples/demo-store/evaluation/retrieval.csv (question,article).
+A hit is the labelled article among the cited articles of the top passages (a FAQ entry cites
+the article it summarises). Dense-only and BM25-only rankings are printed beside the hybrid one.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from frontdesk.demo import demo_settings, demo_store_dir
 from frontdesk.knowledge.retrieval import Retriever
 from frontdesk.service import Frontdesk
 
-QUESTIONS = Path(__file__).with_name("retrieval_questions.csv")
+QUESTIONS = (
+    Path(__file__).resolve().parents[1] / "examples" / "demo-store" / "evaluation" / "retrieval.csv"
+)
 
 
 def _cited(retriever: Retriever, order: Sequence[int]) -> list[str]:

@@ -38,6 +38,7 @@ def test_that_the_readme_links_to_pages_that_exist() -> None:
         "docs/benchmarks.md",
         "docs/flows.md",
         "docs/console.md",
+        "docs/testing.md",
         "docs/images/handoff-customer-reply.png",
         "docs/images/widget.png",
         "docs/images/flow-return.png",

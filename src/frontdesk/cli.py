@@ -320,6 +320,74 @@ def users_list(company: CompanyOpt = None, data_dir: DataDirOpt = None) -> None:
         print(f"{user.email:32} {user.role:9} {user.name}")
 
 
+@app.command("test")
+def test_suites(
+    paths: Annotated[list[Path], typer.Argument(help="Test files (*.yaml) or folders of them.")],
+    company: CompanyOpt = None,
+    junit_path: Annotated[
+        Path | None, typer.Option("--junit", help="Also write JUnit XML here.")
+    ] = None,
+    counterfactual: Annotated[
+        bool,
+        typer.Option(
+            "--counterfactual",
+            help="Also re-run every conversation with the customer's words varied (names, "
+            "pronouns, dialect, typos, politeness, case) and report outcome changes.",
+        ),
+    ] = False,
+    report_json: Annotated[
+        Path | None, typer.Option("--json", help="Write the results as JSON here.")
+    ] = None,
+) -> None:
+    """Run conversation test suites through the real pipeline on a scratch copy of the data.
+
+    Exits with 1 when a conversation fails (or, with --counterfactual, when an outcome changes
+    beyond the targets), so a company can gate its CI on it."""
+    from frontdesk.testing.cli import run_tests
+
+    settings = _settings(company or _company_of(paths), None)
+    try:
+        ok = asyncio.run(run_tests(settings, paths, junit_path, counterfactual, report_json))
+    except CompanyFileError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    raise typer.Exit(0 if ok else 1)
+
+
+def _eval_report(
+    company: CompanyOpt = None,
+    data_dir: DataDirOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for the reports (default: DATA_DIR/reports)."),
+    ] = None,
+    counterfactual: Annotated[
+        bool, typer.Option(help="Include the counterfactual checks (the slow part).")
+    ] = True,
+) -> None:
+    """One HTML page: intent metrics, conversation tests, counterfactual checks and retrieval
+    quality, compared with the previous report (what got better, what got worse)."""
+    from frontdesk.testing.cli import make_report
+    from frontdesk.testing.suites import SuiteError
+
+    settings = _settings(company, data_dir)
+    try:
+        page, _ = asyncio.run(make_report(settings, out, counterfactual))
+    except (SuiteError, *CompanyFileError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"report: {page}")
+
+
+def _company_of(paths: list[Path]) -> Path | None:
+    """The company folder a tests folder sits in (examples/demo-store/tests -> demo-store)."""
+    for path in paths:
+        for parent in (path, *path.resolve().parents):
+            if (parent / "guidelines.yaml").exists():
+                return parent
+    return None
+
+
 @app.command()
 def tools(
     json_: Annotated[
@@ -372,6 +440,7 @@ def _learning() -> None:
     from frontdesk.cli_learning import eval_app, models_app, train_app
 
     app.add_typer(train_app, name="train")
+    eval_app.command("report")(_eval_report)
     app.add_typer(eval_app, name="eval")
     app.add_typer(models_app, name="models")
 

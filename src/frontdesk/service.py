@@ -30,6 +30,7 @@ from frontdesk.knowledge.ingest import IngestReport, Progress, ingest_folder
 from frontdesk.knowledge.retrieval import Retriever
 from frontdesk.learning.intents import IntentModel
 from frontdesk.learning.registry import ModelRegistry, RegistryError
+from frontdesk.pipeline.spelling import Speller
 from frontdesk.shop.records import ProductRecord
 
 log = logging.getLogger("frontdesk")
@@ -87,6 +88,7 @@ class Frontdesk:
         self.flows: Flows = Flows()
         # Agents with the console open in this worker: user id -> open sockets.
         self.presence: dict[str, int] = {}
+        self.speller = Speller.from_texts(())
         self._approved: list[Approved] = []
         self._approved_vectors: Vector | None = None
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -194,6 +196,20 @@ class Frontdesk:
         best = int(np.argmax(scores))
         return self._approved[best] if scores[best] >= APPROVED_SIMILARITY else None
 
+    def _build_speller(self) -> Speller:
+        """The spelling vocabulary: the help centre, the catalog and the flows' texts."""
+        texts = self.retriever.texts() if self._retriever is not None else []
+        for product in self.products:
+            texts.append(product.name)
+            texts += [" ".join(v.options.values()) for v in product.variants]
+        for flow in self.flows:
+            texts += [s.prompt or s.say or s.confirm or s.end or "" for s in flow.steps]
+        return Speller.from_texts(texts)
+
+    def understood(self, text: str) -> str:
+        """The text the understanding works on: typos corrected (the stored text is not)."""
+        return self.speller.correct(text)
+
     def online_agents(self) -> tuple[str, ...]:
         """Agents (and admins) with the console open, for assignment at handoff."""
         return tuple(sorted(u for u, n in self.presence.items() if n > 0))
@@ -225,6 +241,7 @@ class Frontdesk:
         embedder = await asyncio.to_thread(lambda: self.embedder)
         signature = await self.db.run(_knowledge_version)
         self._retriever = await Retriever.load(self.db, embedder)
+        self.speller = await asyncio.to_thread(self._build_speller)
         await self.load_approved_answers()
         self._knowledge_signature = signature
         log.info("knowledge index loaded: %d chunks", self._retriever.size)

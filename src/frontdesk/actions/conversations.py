@@ -260,7 +260,10 @@ async def do_receive_customer_message(
     # Text without personal data is stored as it is: its query vector is computed while the
     # message is written. Text with personal data is embedded only once pseudonymized.
     lookup = needs_knowledge(text, fd.guidelines)
-    early = None if spans or not lookup else asyncio.ensure_future(fd.embedder.embed_one(text))
+    understood = fd.understood(text)
+    early = (
+        None if spans or not lookup else asyncio.ensure_future(fd.embedder.embed_one(understood))
+    )
     try:
         async with fd.conversation_lock(conversation_id):
             received = await fd.db.run(
@@ -282,13 +285,15 @@ async def do_receive_customer_message(
                     await announce(fd, conversation_id)  # the agent's console refreshes
             if not received.needs_reply:
                 return _result(received, received.conversation, received.replies, started)
-            query = received.message.text
+            query = fd.understood(received.message.text)
             vector = None
             if lookup:
                 vector = await (
-                    early if early is not None and query == text else fd.embedder.embed_one(query)
+                    early
+                    if early is not None and query == understood
+                    else fd.embedder.embed_one(query)
                 )
-            decision, checked, meta = await _think(fd, received, vector)
+            decision, checked, meta = await _think(fd, received, vector, query)
             plan = None
             if checked.draft.handoff:
                 plan = HandoffPlan(
@@ -327,12 +332,11 @@ async def do_receive_customer_message(
 
 
 async def _think(
-    fd: Frontdesk, received: _Received, vector: Vector | None
+    fd: Frontdesk, received: _Received, vector: Vector | None, text: str
 ) -> tuple[Decision, Guarded, dict[str, Any]]:
     """context -> understand -> (flow step | decide -> respond) -> guard. Only a flow's tool
     calls touch the database; everything else is in memory."""
     settings = fd.settings
-    text = received.message.text
     context = context_stage.build(received.conversation, received.history, settings.history_turns)
     passages = []
     intent = None

@@ -62,6 +62,10 @@ class Retriever:
     def size(self) -> int:
         return len(self._chunks)
 
+    def texts(self) -> list[str]:
+        """The titles and texts of every chunk (for the spelling vocabulary)."""
+        return [f"{c.title}\n{c.text}" for c in self._chunks]
+
     @classmethod
     async def load(cls, db: Database, embedder: Embedder) -> Retriever:
         def read(session: Session) -> list[ChunkRow]:
