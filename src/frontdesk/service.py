@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from frontdesk.knowledge.ingest import IngestReport, Progress, ingest_folder
 from frontdesk.knowledge.retrieval import Retriever
 from frontdesk.learning.intents import IntentModel
 from frontdesk.learning.registry import ModelRegistry, RegistryError
-from frontdesk.pipeline.spelling import Speller
+from frontdesk.pipeline.spelling import Speller, strip_preamble
 from frontdesk.shop.records import ProductRecord
 
 log = logging.getLogger("frontdesk")
@@ -204,11 +205,17 @@ class Frontdesk:
             texts += [" ".join(v.options.values()) for v in product.variants]
         for flow in self.flows:
             texts += [s.prompt or s.say or s.confirm or s.end or "" for s in flow.steps]
+        # The words of the handoff rules, so that "laywer" is read as "lawyer".
+        escalation = self.guidelines.escalation
+        rules = [*escalation.human_request_patterns]
+        rules += [p for patterns in escalation.sensitive_topics.values() for p in patterns]
+        texts += [" ".join(re.findall(r"[a-z]{4,}", rule.replace("s?", ""))) for rule in rules]
         return Speller.from_texts(texts)
 
     def understood(self, text: str) -> str:
-        """The text the understanding works on: typos corrected (the stored text is not)."""
-        return self.speller.correct(text)
+        """The text the understanding works on: without a greeting or self-introduction in
+        front ("Hi, I'm Emily."), typos corrected. The stored text is as typed."""
+        return self.speller.correct(strip_preamble(text))
 
     def online_agents(self) -> tuple[str, ...]:
         """Agents (and admins) with the console open, for assignment at handoff."""

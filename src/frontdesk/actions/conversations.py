@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -348,6 +349,11 @@ async def _think(
     understanding = understand(
         text, passages, fd.guidelines, intent=intent, earlier=earlier, catalog=fd.catalog
     )
+    if understanding.sensitive is None:
+        # A sensitive word is checked as typed too, not only as understood.
+        raw_topic = fd.guidelines.escalation.sensitive_topic(received.message.text)
+        if raw_topic is not None:
+            understanding = dataclasses.replace(understanding, sensitive=raw_topic)
     open_now = fd.guidelines.working_hours.is_open(utcnow())
     flow = None
     if not overrides(context, understanding, fd.guidelines):
@@ -355,7 +361,8 @@ async def _think(
             _runtime(fd, received.conversation.id),
             context.state,
             flow_engine.TurnInput(
-                text=text,
+                text=fd.speller.correct(received.message.text),
+                core=text,
                 entities=understanding.entities,
                 intent=intent,
                 passages=understanding.passages,

@@ -45,7 +45,8 @@ SUMMARY_LINES = 8
 _YES = re.compile(
     r"^\s*(yes|yes please|yep|yeah|yup|y|confirm(ed)?|i confirm|go ahead|please do|do it|"
     r"proceed|correct|that'?s (right|correct)|sure|ok(ay)?,? (go ahead|do it|yes))"
-    r"(,?\s*(please|go ahead|do it|that'?s (right|correct)|thanks?( you)?|confirm(ed)?))*[\s!.]*$",
+    r"(,?\s*(please|pls|plz|go ahead|do it|that'?s (right|correct)|thanks?( you)?|confirm(ed)?))*"
+    r"[\s!.]*$",
     re.IGNORECASE,
 )
 _NO = re.compile(r"^\s*(no|nope|nah|n|don'?t|do not|not now|no thanks?|wait)\b", re.IGNORECASE)
@@ -68,12 +69,13 @@ _PERSONAL = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class TurnInput:
-    text: str  # pseudonymized
+    text: str  # pseudonymized, typos corrected: what slots are read from
     entities: tuple[Entity, ...]
     intent: Prediction | None
     passages: tuple[Passage, ...]
     confidence: float
     negative: bool
+    core: str = ""  # the request without a greeting or introduction in front (default: text)
 
 
 @dataclass(slots=True)
@@ -197,8 +199,12 @@ class _Run:
         return None
 
     def general_question(self) -> bool:
-        """A question about how things work, not a request about the customer's own things."""
-        return bool(_QUESTION.match(self.turn.text)) and not _PERSONAL.search(self.turn.text)
+        """A question about how things work, not a request about the customer's own things.
+        Read on the last sentence of the request ("Just tell me. How do exchanges work?")."""
+        core = self.turn.core or self.turn.text
+        sentences = [x for x in re.split(r"(?<=[.!?])\s+", core.strip()) if x]
+        last = sentences[-1] if sentences else core
+        return bool(_QUESTION.match(last)) and not _PERSONAL.search(last)
 
     def knowledge_first(self) -> bool:
         return self.general_question() and self.turn.confidence >= self.rt.threshold

@@ -496,6 +496,12 @@ def product_query(turn: Turn) -> Any:
     record = turn.product_record(name)
     if record is not None:
         options.update(boolean_options(turn.text, record))
+        # "size 13" of boots that stop at 12: kept, so the search says it is not made.
+        offered_names = {k for v in record.variants for k in v.options}
+        for said, value in re.findall(r"\b(size|colou?r)\s+([A-Za-z0-9]+)\b", turn.text, re.I):
+            option = "color" if said.lower().startswith("colo") else said.lower()
+            if option in offered_names and option not in options:
+                options[option] = value
     if not named and not options and not amounts:
         return None
     carried = dict(turn.memory.get("options", {})) if not named or name == remembered else {}
@@ -524,8 +530,8 @@ def person_name(turn: Turn) -> Any:
     if match:
         return match.group(1).strip()
     bare = turn.text.strip(" .!")
-    if re.fullmatch(r"[A-Z][a-zA-Z'-]+(?:\s+[A-Z][a-zA-Z'-]+){0,2}", bare):
-        return bare
+    if re.fullmatch(r"[A-Za-zÀ-ÿ][A-Za-zÀ-ÿ'-]+(?:\s+[A-Za-zÀ-ÿ][A-Za-zÀ-ÿ'-]+){0,2}", bare):
+        return " ".join(w[:1].upper() + w[1:] for w in bare.split())
     return None
 
 

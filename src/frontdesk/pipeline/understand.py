@@ -25,7 +25,8 @@ _GREETING = re.compile(
     re.IGNORECASE,
 )
 _THANKS = re.compile(
-    r"^\s*(thanks|thank you|thx|ty|cheers)( (so|very) much)?( for (your|the) help)?\s*[!.,]*\s*$",
+    r"^\s*(thanks|thank you|thx|ty|cheers)( (so|very) much| a lot| a bunch)?"
+    r"( for (your|the) help)?\s*[!.,]*\s*$",
     re.IGNORECASE,
 )
 
@@ -76,6 +77,19 @@ def _compiled(
     )
 
 
+def _small_talk(pattern: re.Pattern[str], text: str) -> bool:
+    """The whole message is it, or its last sentence is and what comes before is a short
+    remark, not a question ("Just answer me. Thanks a lot"; not "How long do refunds take?
+    Thanks")."""
+    if pattern.match(text):
+        return True
+    parts = [p for p in re.split(r"(?<=[.!?])\s+", text.strip()) if p]
+    if len(parts) < 2 or not pattern.match(parts[-1]):
+        return False
+    before = " ".join(parts[:-1])
+    return "?" not in before and len(before.split()) <= 4
+
+
 def needs_knowledge(text: str, guidelines: Guidelines) -> bool:
     """False for messages whose reply never depends on the knowledge base (a request for a
     person, a bare greeting or thanks): their turn skips the sentence encoder."""
@@ -110,8 +124,8 @@ def understand(
         wants_human=any(p.search(text) for p in human) or said == names.talk_to_human,
         affirmative=bool(yes.search(text)) or said == names.affirm,
         negative=bool(no.search(text)) or said == names.deny,
-        greeting=bool(_GREETING.match(text)) or said == names.greeting,
-        thanks=bool(_THANKS.match(text)) or said == names.thanks,
+        greeting=_small_talk(_GREETING, text) or said == names.greeting,
+        thanks=_small_talk(_THANKS, text) or said == names.thanks,
         goodbye=said == names.goodbye,
         mood=mood(text, earlier),
         intent=intent,

@@ -48,15 +48,26 @@ class Outcome:
     tool_calls: list[dict[str, Any]]
     handoff: bool
 
+    @property
+    def steered_by_intent(self) -> bool:
+        """Whether the intent model's label chose this reply: a knowledge answer, small talk,
+        a flow it started, a person it asked for. Not when a flow read the message as an
+        answer, nor when a rule (a sensitive topic, a flow's transfer) decided."""
+        reason = self.reason or ""
+        if self.intent is None:
+            return False
+        if self.action == "flow":
+            return reason.startswith(("flow_started", "flow_switched"))
+        if self.action == "handoff":
+            return reason in ("customer_request", "accepted_offer")
+        return True
+
     def key(self) -> tuple[Any, ...]:
         """The outcome the counterfactual checks compare. The intent counts where it decides
         the reply; a message that answers a flow's question is read by the flow, not by the
         intent model."""
-        steering = self.action != "flow" or (self.reason or "").startswith(
-            ("flow_started", "flow_switched")
-        )
         return (
-            self.intent if steering else None,
+            self.intent if self.steered_by_intent else None,
             self.action,
             self.handoff,
             tuple(c["tool"] for c in self.tool_calls if c.get("ok")),
