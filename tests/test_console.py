@@ -230,8 +230,11 @@ async def test_that_an_agent_replies_notes_hands_back_and_the_bot_answers_again(
         f"/api/console/conversations/{cid}/reply", json={"text": "Hi, Ann here. 5 to 7 days."}
     )
     assert sent.status_code == 201 and sent.json()["message"]["role"] == "agent"
-    note = await ann.post(f"/api/console/conversations/{cid}/notes", json={"text": "VIP"})
+    note = await ann.post(
+        f"/api/console/conversations/{cid}/notes", json={"text": "VIP, wrote from ann@example.org"}
+    )
     assert note.status_code == 201
+    assert note.json()["note"]["text"] == "VIP, wrote from <EMAIL_1>"  # never stored in clear
     seen = (await customer.get(f"/api/conversations/{cid}")).json()
     assert seen["messages"][-1]["text"] == "Hi, Ann here. 5 to 7 days."
     assert all("VIP" not in m["text"] for m in seen["messages"])  # notes stay internal

@@ -16,6 +16,7 @@ from frontdesk.adapters.store import people
 from frontdesk.adapters.store import repository as repo
 from frontdesk.adapters.store.tables import ConversationRow
 from frontdesk.core.types import Conversation, ConversationId, Message, Mode, Role, Status
+from frontdesk.pipeline import privacy
 from frontdesk.service import Frontdesk
 
 CONSOLE = ConversationId("console")  # the bus channel every console socket follows
@@ -118,6 +119,21 @@ def apply_handoff(
 # --- agent actions ----------------------------------------------------------------------------
 
 
+def _pseudonymized(fd: Frontdesk, session: Session, conversation_id: str, text: str) -> str:
+    """An agent's text with personal data replaced by the conversation's tokens, like a
+    customer's (the raw values go to the vault). Nothing an agent types is stored in clear."""
+    spans = privacy.detect(text)
+    if not spans:
+        return text
+    keyed = [
+        (span, (span.kind, privacy.digest(fd.secret, span.kind, span.value))) for span in spans
+    ]
+    vault = {key: fd.sealer.seal(span.value, "vault") for span, key in keyed}
+    numbers = repo.pseudonym_numbers(session, conversation_id, [k for _, k in keyed], vault)
+    tokens = {span: privacy.token(span.kind, numbers[key]) for span, key in keyed}
+    return privacy.replace(text, spans, tokens).text
+
+
 async def announce(fd: Frontdesk, conversation_id: str) -> None:
     await fd.bus.publish(CONSOLE, {"type": "changed", "conversation_id": conversation_id})
 
@@ -177,8 +193,9 @@ async def do_agent_reply(
         claimed = repo.claim_seq(session, conversation_id, status=Status.OPEN.value)
         assert claimed is not None
         _, seq = claimed
+        clean = _pseudonymized(fd, session, conversation_id, text)
         message = repo.insert_message(
-            session, conversation_id, seq, Role.AGENT, text, meta={"agent": user.id}
+            session, conversation_id, seq, Role.AGENT, clean, meta={"agent": user.id}
         )
         people.audit(session, user.id, "reply", conversation_id, {"seq": seq})
         repo.append_event(session, "agent_replied", {"agent": user.id, "seq": seq}, conversation_id)
@@ -195,7 +212,8 @@ async def do_add_note(
 ) -> dict[str, Any]:
     def work(session: Session) -> dict[str, Any]:
         _conversation(session, conversation_id)
-        note = people.add_note(session, conversation_id, user.id, text)
+        clean = _pseudonymized(fd, session, conversation_id, text)
+        note = people.add_note(session, conversation_id, user.id, clean)
         people.audit(session, user.id, "note", conversation_id, {"note": note.id})
         return {
             "id": note.id,
