@@ -401,8 +401,20 @@ class Server:
         ]
         t0 = time.perf_counter()
         with self.log_path.open("wb") as log:
+            # One client sends everything: the per-address and per-conversation rate limits
+            # would measure the limiter, not the service.
+            env = {
+                **os.environ,
+                "FRONTDESK_RATE_LIMIT_PER_IP": "0",
+                "FRONTDESK_RATE_LIMIT_PER_CONVERSATION": "0",
+            }
             self.process = subprocess.Popen(
-                command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                command,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
             )
         deadline = t0 + START_TIMEOUT_S
         while True:

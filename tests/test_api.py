@@ -6,9 +6,11 @@ import asyncio
 
 import httpx
 from sqlalchemy.orm import Session
-from tests.conftest import open_conversation, say
+from tests.conftest import SharedEmbedder, open_conversation, say
 
 from frontdesk.adapters.store import repository as repo
+from frontdesk.api.app import create_app
+from frontdesk.config import Settings
 from frontdesk.core.types import Role
 from frontdesk.service import Frontdesk
 
@@ -261,3 +263,54 @@ async def test_that_each_turn_reports_its_server_time(client: httpx.AsyncClient)
         f"/api/conversations/{conversation_id}/messages", json={"text": "hello"}
     )
     assert response.headers["server-timing"].startswith("turn;dur=")
+
+
+async def test_that_too_many_messages_get_429_with_retry_after_and_lose_nothing(
+    settings: Settings, shared_embedder: SharedEmbedder
+) -> None:
+    limited = settings.model_copy(update={"rate_limit_per_conversation": 3})
+    app = create_app(frontdesk=Frontdesk(limited, embedder=shared_embedder))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://frontdesk.test"
+        ) as c,
+    ):
+        cid = await open_conversation(c)
+        for n in range(3):
+            await say(c, cid, f"hello {n}")
+        refused = await c.post(f"/api/conversations/{cid}/messages", json={"text": "one more"})
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) >= 1
+        assert refused.json()["error"]["code"] == "rate_limited"
+        other = await open_conversation(c)
+        assert (await say(c, other, "hello"))["replies"]  # another conversation is not limited
+        stored = (await c.get(f"/api/conversations/{cid}")).json()["messages"]
+        assert [m["text"] for m in stored if m["role"] == "customer"] == [
+            "hello 0",
+            "hello 1",
+            "hello 2",
+        ]
+
+
+def test_that_the_rate_limiter_refills_over_time() -> None:
+    from frontdesk.api.limits import RateLimiter
+
+    now = [0.0]
+    limiter = RateLimiter(clock=lambda: now[0])
+    assert [limiter.hit("k", 2) for _ in range(2)] == [None, None]
+    wait = limiter.hit("k", 2)
+    assert wait is not None and 29 < wait <= 30
+    now[0] += 30
+    assert limiter.hit("k", 2) is None
+    assert limiter.hit("other", 0) is None  # 0: no limit
+
+
+async def test_that_pages_carry_security_headers(client: httpx.AsyncClient) -> None:
+    console = await client.get("/console")
+    assert "frame-ancestors 'none'" in console.headers["content-security-policy"]
+    assert "script-src 'self'" in console.headers["content-security-policy"]
+    page = await client.get("/")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    health = await client.get("/health")
+    assert health.headers["x-content-type-options"] == "nosniff"

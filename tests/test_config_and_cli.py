@@ -217,3 +217,21 @@ def test_that_users_are_added_from_stdin_and_listed(tmp_path: Path) -> None:
     assert short.exit_code == 1 and "role must be one of" in short.output
     listed = runner.invoke(app, ["users", "list", "--data-dir", data])
     assert "ann@example.com" in listed.output and "agent" in listed.output
+
+
+def test_that_production_refuses_placeholder_secrets_and_an_insecure_cookie(
+    tmp_path: Path,
+) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="placeholder"):
+        Settings(
+            data_dir=tmp_path, environment="production", secret_key="changeme", cookie_secure=True
+        )
+    with pytest.raises(ValidationError, match="Secure"):
+        Settings(data_dir=tmp_path, environment="production", secret_key="k" * 40)
+    ok = Settings(
+        data_dir=tmp_path, environment="production", secret_key="k" * 40, cookie_secure=True
+    )
+    assert ok.environment == "production"
+    assert Settings(data_dir=tmp_path, secret_key="changeme").environment == "local"

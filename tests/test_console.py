@@ -441,3 +441,17 @@ async def test_that_the_console_page_is_served_without_outside_resources(
         assert "http://" not in response.text and "https://" not in response.text, path
     page = (await customer.get("/console")).text
     assert '<script src="/static/console.js"' in page
+
+
+async def test_that_repeated_login_attempts_are_slowed_down(app: FastAPI) -> None:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://frontdesk.test"
+    ) as c:
+        codes = []
+        for _ in range(11):
+            response = await c.post(
+                "/api/console/login", json={"email": "ann@example.com", "password": "guess"}
+            )
+            codes.append(response.status_code)
+        assert codes[:10] == [401] * 10 and codes[10] == 429
+        assert response.headers["retry-after"]

@@ -114,3 +114,22 @@ def test_that_a_handoff_is_announced_on_the_socket(live: TestClient) -> None:
         ws.send_json({"type": "message", "text": "I need a real person", "client_message_id": "h"})
         _messages_until(ws, 2)
         assert ws.receive_json() == {"type": "conversation", "mode": "human", "status": "waiting"}
+
+
+def test_that_too_many_messages_on_the_socket_get_a_rate_limit_error(
+    settings: Settings, shared_embedder: SharedEmbedder
+) -> None:
+    limited = settings.model_copy(update={"rate_limit_per_conversation": 2})
+    app = create_app(frontdesk=Frontdesk(limited, embedder=shared_embedder))
+    with TestClient(app) as live:
+        conversation_id = live.post("/api/conversations", json={"channel": "web"}).json()["id"]
+        with live.websocket_connect(f"/api/conversations/{conversation_id}/ws") as ws:
+            ws.receive_json()
+            for n in range(2):
+                ws.send_json({"type": "message", "text": f"hi {n}", "client_message_id": str(n)})
+                _messages_until(ws, 2)
+            ws.send_json({"type": "message", "text": "more", "client_message_id": "x"})
+            frame = ws.receive_json()
+            while frame["type"] != "error":
+                frame = ws.receive_json()
+        assert frame["error"]["code"] == "rate_limited" and frame["client_message_id"] == "x"

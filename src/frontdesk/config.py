@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
+)
+
+PLACEHOLDER_SECRETS = frozenset(
+    {"changeme", "change-me", "secret", "password", "test", "frontdesk", "placeholder", "xxx"}
 )
 
 
@@ -90,6 +95,15 @@ class Settings(BaseSettings):
         description="Origins allowed to call the API from a browser (sites embedding the widget).",
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    rate_limit_per_ip: int = Field(
+        default=300, ge=0, description="POST requests a minute from one address (0: no limit)."
+    )
+    rate_limit_per_conversation: int = Field(
+        default=60, ge=0, description="Messages a minute into one conversation (0: no limit)."
+    )
+    rate_limit_logins: int = Field(
+        default=10, ge=0, description="Console login attempts a minute from one address."
+    )
     session_hours: float = Field(
         default=12, gt=0, le=24 * 30, description="How long a console login lasts, in hours."
     )
@@ -98,10 +112,37 @@ class Settings(BaseSettings):
         description="Mark the console's session cookie Secure (set it when serving over HTTPS).",
     )
 
+    environment: Literal["local", "production"] = Field(
+        default="local",
+        description="production: refuse placeholder secrets and an insecure session cookie.",
+    )
+
     @field_validator("log_level")
     @classmethod
     def _upper(cls, value: str) -> str:
         return value.upper()
+
+    @model_validator(mode="after")
+    def _production_is_strict(self) -> Settings:
+        """Outside local mode a guessable secret key or a cookie sent over plain HTTP is
+        refused: the service does not start."""
+        if self.environment != "production":
+            return self
+        key = (self.secret_key or "").strip()
+        if self.secret_key is not None and (
+            len(key) < 32 or key.lower().strip("-_ ") in PLACEHOLDER_SECRETS
+        ):
+            raise ValueError(
+                "FRONTDESK_SECRET_KEY looks like a placeholder or is shorter than 32 characters; "
+                "in production use a random key (python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))') or leave it unset to generate one"
+            )
+        if not self.cookie_secure:
+            raise ValueError(
+                "in production the console's cookie must be Secure: serve over HTTPS and set "
+                "FRONTDESK_COOKIE_SECURE=true"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

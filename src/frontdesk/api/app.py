@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from frontdesk import __version__
 from frontdesk.api import console, errors, routes, web, websocket
-from frontdesk.api.limits import BodySizeLimit
+from frontdesk.api.limits import BodySizeLimit, RateLimit, RateLimiter, SecurityHeaders
 from frontdesk.config import Settings
 from frontdesk.service import Frontdesk
 
@@ -60,4 +60,14 @@ def create_app(settings: Settings | None = None, *, frontdesk: Frontdesk | None 
         allow_headers=["Content-Type"],
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # One limiter for REST and WebSocket messages alike.
+    app.state.rate_limiter = RateLimiter()
+    app.add_middleware(
+        RateLimit,
+        limiter=app.state.rate_limiter,
+        per_ip=settings.rate_limit_per_ip,
+        per_conversation=settings.rate_limit_per_conversation,
+        logins=settings.rate_limit_logins,
+    )
+    app.add_middleware(SecurityHeaders)
     return app

@@ -1,8 +1,13 @@
-"""ASGI middleware that refuses request bodies over the size limit with 413."""
+"""ASGI middleware: request bodies over the size limit get 413; requests over the rate limits
+get 429 with Retry-After."""
 
 from __future__ import annotations
 
 import json
+import math
+import re
+import time
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -69,3 +74,130 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class RateLimiter:
+    """Token buckets per key (an IP, a conversation, a login IP), in this worker's memory:
+    ``per_minute`` requests a minute, with bursts up to the same number."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def hit(self, key: str, per_minute: int) -> float | None:
+        """Take one request; None if allowed, else the seconds to wait."""
+        if per_minute <= 0:
+            return None
+        now = self._clock()
+        tokens, last = self._buckets.get(key, (float(per_minute), now))
+        tokens = min(float(per_minute), tokens + (now - last) * per_minute / 60)
+        if tokens < 1:
+            self._buckets[key] = (tokens, now)
+            return (1 - tokens) * 60 / per_minute
+        self._buckets[key] = (tokens - 1, now)
+        if len(self._buckets) > 100_000:  # forget the idle ones
+            self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < 60}
+        return None
+
+
+_MESSAGES = re.compile(r"^/api/conversations/([^/]+)/messages$")
+
+
+class RateLimit:
+    """429 with Retry-After for POSTs over the limits: per client address, per conversation
+    (its messages), and for console logins."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        per_ip: int,
+        per_conversation: int,
+        logins: int,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self.app = app
+        self.per_ip = per_ip
+        self.per_conversation = per_conversation
+        self.logins = logins
+        self.limiter = limiter or RateLimiter()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        client = (scope.get("client") or ("unknown", 0))[0]
+        checks = [(f"ip:{client}", self.per_ip)]
+        found = _MESSAGES.match(path)
+        if found:
+            checks.append((f"conversation:{found.group(1)}", self.per_conversation))
+        if path == "/api/console/login":
+            checks.append((f"login:{client}", self.logins))
+        for key, limit in checks:
+            wait = self.limiter.hit(key, limit)
+            if wait is not None:
+                await self._refuse(send, key.split(":", 1)[0], math.ceil(wait))
+                return
+        await self.app(scope, receive, send)
+
+    async def _refuse(self, send: Send, scope_name: str, retry_after: int) -> None:
+        body = json.dumps(
+            {
+                "error": {
+                    "code": "rate_limited",
+                    "message": f"too many requests ({scope_name}); retry in {retry_after} s",
+                    "retry_after": retry_after,
+                }
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", str(retry_after).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+_CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+_PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'self'; "
+    "base-uri 'none'"
+)
+
+
+class SecurityHeaders:
+    """nosniff and a referrer policy on every response; a Content-Security-Policy on the
+    service's own pages (the console's allows nothing but the service itself)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        csp = _CONSOLE_CSP if path.startswith("/console") else _PAGE_CSP if path == "/" else None
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-content-type-options", b"nosniff"))
+                headers.append((b"referrer-policy", b"same-origin"))
+                if csp is not None:
+                    headers.append((b"content-security-policy", csp.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 from typing import Any
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
@@ -64,6 +65,21 @@ async def _handle_frame(fd: Frontdesk, websocket: WebSocket, conversation_id: st
                 "invalid_message",
                 "text must be a string and client_message_id a string of 1-128 characters",
                 client_message_id if isinstance(client_message_id, str) else None,
+            )
+        )
+        return
+    limiter = getattr(websocket.app.state, "rate_limiter", None)
+    wait = (
+        limiter.hit(f"conversation:{conversation_id}", fd.settings.rate_limit_per_conversation)
+        if limiter is not None
+        else None
+    )
+    if wait is not None:
+        await websocket.send_json(
+            _error(
+                "rate_limited",
+                f"too many messages; retry in {math.ceil(wait)} s",
+                client_message_id,
             )
         )
         return
