@@ -12,6 +12,30 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
+async def send_json_error(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    extra: dict[str, object],
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """An error response in the service's one error shape, from inside a middleware."""
+    body = json.dumps({"error": {"code": code, "message": message, **extra}}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -54,26 +78,13 @@ class BodySizeLimit:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "error": {
-                    "code": "request_too_large",
-                    "message": f"the request body is over the limit of {self.max_bytes} bytes",
-                    "limit": self.max_bytes,
-                }
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        await send_json_error(
+            send,
+            413,
+            "request_too_large",
+            f"the request body is over the limit of {self.max_bytes} bytes",
+            {"limit": self.max_bytes},
         )
-        await send({"type": "http.response.body", "body": body})
 
 
 class RateLimiter:
@@ -142,27 +153,14 @@ class RateLimit:
         await self.app(scope, receive, send)
 
     async def _refuse(self, send: Send, scope_name: str, retry_after: int) -> None:
-        body = json.dumps(
-            {
-                "error": {
-                    "code": "rate_limited",
-                    "message": f"too many requests ({scope_name}); retry in {retry_after} s",
-                    "retry_after": retry_after,
-                }
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(retry_after).encode()),
-                ],
-            }
+        await send_json_error(
+            send,
+            429,
+            "rate_limited",
+            f"too many requests ({scope_name}); retry in {retry_after} s",
+            {"retry_after": retry_after},
+            [(b"retry-after", str(retry_after).encode())],
         )
-        await send({"type": "http.response.body", "body": body})
 
 
 _CONSOLE_CSP = (
