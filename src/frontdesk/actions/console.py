@@ -12,11 +12,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from frontdesk.actions import pseudonyms
 from frontdesk.adapters.store import people
 from frontdesk.adapters.store import repository as repo
 from frontdesk.adapters.store.tables import ConversationRow
 from frontdesk.core.types import Conversation, ConversationId, Message, Mode, Role, Status
-from frontdesk.pipeline import privacy
 from frontdesk.service import Frontdesk
 
 CONSOLE = ConversationId("console")  # the bus channel every console socket follows
@@ -122,16 +122,7 @@ def apply_handoff(
 def _pseudonymized(fd: Frontdesk, session: Session, conversation_id: str, text: str) -> str:
     """An agent's text with personal data replaced by the conversation's tokens, like a
     customer's (the raw values go to the vault). Nothing an agent types is stored in clear."""
-    spans = privacy.detect(text)
-    if not spans:
-        return text
-    keyed = [
-        (span, (span.kind, privacy.digest(fd.secret, span.kind, span.value))) for span in spans
-    ]
-    vault = {key: fd.sealer.seal(span.value, "vault") for span, key in keyed}
-    numbers = repo.pseudonym_numbers(session, conversation_id, [k for _, k in keyed], vault)
-    tokens = {span: privacy.token(span.kind, numbers[key]) for span, key in keyed}
-    return privacy.replace(text, spans, tokens).text
+    return pseudonyms.apply(session, conversation_id, text, pseudonyms.find(fd, text)).text
 
 
 async def announce(fd: Frontdesk, conversation_id: str) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from frontdesk.actions import pseudonyms
 from frontdesk.actions.console import HandoffPlan, announce, apply_handoff, summarize
 from frontdesk.adapters.store import repository as repo
 from frontdesk.core.ports import Vector
@@ -105,9 +106,8 @@ def _receive(
     conversation_id: str,
     text: str,
     client_message_id: str | None,
-    keyed: Sequence[tuple[privacy.Span, tuple[str, str]]],
+    found: pseudonyms.Found,
     history_turns: int,
-    vault: Mapping[tuple[str, str], str] | None = None,
 ) -> _Received:
     """Transaction 1: store the pseudonymized message once (idempotent by client id)."""
     existing = (
@@ -125,9 +125,7 @@ def _receive(
         if claimed is None:
             raise ConversationNotFound(conversation_id)
         conversation, seq = claimed
-        numbers = repo.pseudonym_numbers(session, conversation_id, [key for _, key in keyed], vault)
-        tokens = {span: privacy.token(span.kind, numbers[key]) for span, key in keyed}
-        clean = privacy.replace(text, [span for span, _ in keyed], tokens)
+        clean = pseudonyms.apply(session, conversation_id, text, found)
         customer = repo.insert_message(
             session,
             conversation_id,
@@ -251,19 +249,15 @@ async def do_receive_customer_message(
     """
     started = time.perf_counter()
     text = check_text(text, fd.settings.max_message_chars)
-    spans = privacy.detect(text)
-    keyed = [
-        (span, (span.kind, privacy.digest(fd.secret, span.kind, span.value))) for span in spans
-    ]
-    # The raw values go to the vault sealed: a tool that needs one (an email for a lead) opens
-    # it there; nothing else ever sees it.
-    vault = {key: fd.sealer.seal(span.value, "vault") for span, key in keyed}
+    found = pseudonyms.find(fd, text)
     # Text without personal data is stored as it is: its query vector is computed while the
     # message is written. Text with personal data is embedded only once pseudonymized.
     lookup = needs_knowledge(text, fd.guidelines)
     understood = fd.understood(text)
     early = (
-        None if spans or not lookup else asyncio.ensure_future(fd.embedder.embed_one(understood))
+        None
+        if found.spans or not lookup
+        else asyncio.ensure_future(fd.embedder.embed_one(understood))
     )
     try:
         async with fd.conversation_lock(conversation_id):
@@ -273,9 +267,8 @@ async def do_receive_customer_message(
                     conversation_id,
                     text,
                     client_message_id,
-                    keyed,
+                    found,
                     fd.settings.history_turns,
-                    vault,
                 )
             )
             if not received.duplicate:
