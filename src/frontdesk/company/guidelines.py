@@ -10,11 +10,13 @@ import re
 from datetime import datetime, time
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -245,23 +247,37 @@ def problems(error: ValidationError) -> list[str]:
     ]
 
 
-def parse_guidelines(text: str, source: str = "guidelines.yaml") -> Guidelines:
-    """Validate YAML text; every problem is listed in the error with its place."""
+def parse_yaml_model(
+    text: str,
+    source: str,
+    model: type[ModelT],
+    error: type[ValueError],
+    *,
+    what: str = "a mapping",
+    empty: bool = False,
+) -> ModelT:
+    """A company file (guidelines, a flow, a test file) read as YAML and validated against
+    ``model``; every mistake is named in one ``error`` with its place in ``source``."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise GuidelinesError(f"{source}: not valid YAML: {exc}") from exc
-    if data is None:
+        raise error(f"{source}: not valid YAML: {exc}") from exc
+    if data is None and empty:
         data = {}
     if not isinstance(data, dict):
-        raise GuidelinesError(f"{source}: the top level must be a mapping of settings")
+        raise error(f"{source}: the top level must be {what}")
     try:
-        return Guidelines.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         lines = problems(exc)
-        raise GuidelinesError(
-            f"{source} has {len(lines)} problem(s):\n" + "\n".join(lines)
-        ) from exc
+        raise error(f"{source} has {len(lines)} problem(s):\n" + "\n".join(lines)) from exc
+
+
+def parse_guidelines(text: str, source: str = "guidelines.yaml") -> Guidelines:
+    """Validate YAML text; every problem is listed in the error with its place."""
+    return parse_yaml_model(
+        text, source, Guidelines, GuidelinesError, what="a mapping of settings", empty=True
+    )
 
 
 def load_guidelines(company_dir: Path | None) -> Guidelines:

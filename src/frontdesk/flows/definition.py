@@ -28,10 +28,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from frontdesk.company.guidelines import problems
+from frontdesk.company.guidelines import parse_yaml_model
 
 KINDS = ("collect", "call", "confirm", "say", "goto", "handoff", "end")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w.]*)\}")
@@ -233,17 +232,7 @@ def render_args(args: Mapping[str, Any], slots: Mapping[str, Any]) -> dict[str, 
 
 
 def parse_flow(text: str, source: str) -> Flow:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise FlowError(f"{source}: not valid YAML: {error}") from error
-    if not isinstance(data, dict):
-        raise FlowError(f"{source}: the top level must be a mapping")
-    try:
-        return Flow.model_validate(data)
-    except ValidationError as error:
-        lines = problems(error)
-        raise FlowError(f"{source} has {len(lines)} problem(s):\n" + "\n".join(lines)) from error
+    return parse_yaml_model(text, source, Flow, FlowError)
 
 
 def load_flows(company_dir: Path | None) -> Flows:

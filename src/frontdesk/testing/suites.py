@@ -33,10 +33,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from frontdesk.company.guidelines import problems
+from frontdesk.company.guidelines import parse_yaml_model
 
 
 class SuiteError(ValueError):
@@ -107,17 +106,9 @@ class SuiteFile(_Strict):
 
 
 def parse_suite(text: str, source: str) -> SuiteFile:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise SuiteError(f"{source}: not valid YAML: {error}") from error
-    if not isinstance(data, dict):
-        raise SuiteError(f"{source}: the top level must be a mapping with 'conversations'")
-    try:
-        return SuiteFile.model_validate(data)
-    except ValidationError as error:
-        lines = problems(error)
-        raise SuiteError(f"{source} has {len(lines)} problem(s):\n" + "\n".join(lines)) from error
+    return parse_yaml_model(
+        text, source, SuiteFile, SuiteError, what="a mapping with 'conversations'"
+    )
 
 
 def find_files(paths: list[Path]) -> list[Path]:
