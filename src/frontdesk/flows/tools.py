@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -143,35 +144,43 @@ class ToolContext:
     effects: dict[str, Any] = field(default_factory=dict)  # e.g. {"authenticated": id}
 
 
-class Backend:
-    """What the tools need from the service: reads and the write action. The service's
-    implementation is ``frontdesk.actions.shop.ShopBackend``."""
+class Backend(ABC):
+    """The port the tools need from the service: reads and the writes. The service's
+    adapter is ``frontdesk.actions.shop.ShopBackend``."""
 
+    @abstractmethod
     async def customer_by_email(self, ctx: ToolContext, email: str) -> str | None:
-        raise NotImplementedError
+        """The customer with this email (raw, or a token opened from the vault)."""
 
+    @abstractmethod
     async def customer_by_name_zip(self, first: str, last: str, zip_code: str) -> str | None:
-        raise NotImplementedError
+        """The customer with this first name, last name and zip, if exactly one."""
 
+    @abstractmethod
     async def profile_view(self, customer_id: str) -> dict[str, Any]:
-        raise NotImplementedError
+        """What a flow may show of a profile: payment methods, the city."""
 
+    @abstractmethod
     async def order(self, order_id: str) -> Order | None:
-        raise NotImplementedError
+        """The order, whoever it belongs to (the tools check ownership)."""
 
+    @abstractmethod
     async def orders_of(self, customer_id: str) -> list[Order]:
-        raise NotImplementedError
+        """The customer's orders."""
 
+    @abstractmethod
     def products(self) -> list[ProductRecord]:
-        raise NotImplementedError
+        """The catalog's products."""
 
+    @abstractmethod
     async def write(
         self, ctx: ToolContext, tool: str, key: str, args: dict[str, Any]
     ) -> dict[str, Any]:
-        raise NotImplementedError
+        """Run a write once under its key, in one transaction with its events."""
 
+    @abstractmethod
     async def lead(self, ctx: ToolContext, key: str, args: LeadArgs) -> dict[str, Any]:
-        raise NotImplementedError
+        """Store a sales lead once under its key."""
 
 
 Handler = Callable[[Backend, ToolContext, Any], Awaitable[dict[str, Any]]]
