@@ -348,8 +348,11 @@ async def _think(
         if raw_topic is not None:
             understanding = dataclasses.replace(understanding, sensitive=raw_topic)
     open_now = fd.guidelines.working_hours.is_open(utcnow())
+    # A request for a person, an answer to the offer of one, a sensitive topic or frustration
+    # goes to decide(); everything else meets the flows and the approved answers first.
+    first = not overrides(context, understanding, fd.guidelines)
     flow = None
-    if not overrides(context, understanding, fd.guidelines):
+    if first:
         flow = await flow_engine.handle(
             _runtime(fd, received.conversation.id),
             context.state,
@@ -364,7 +367,7 @@ async def _think(
             ),
         )
     approved = None
-    if flow is None and vector is not None and not overrides(context, understanding, fd.guidelines):
+    if first and flow is None and vector is not None:
         approved = fd.approved_answer(vector)
     if approved is not None:
         # A reviewer's answer to this same question comes before the help centre.

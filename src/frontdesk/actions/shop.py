@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Sequence
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -23,7 +22,7 @@ from frontdesk.flows.tools import (
 )
 from frontdesk.service import Frontdesk
 from frontdesk.shop import policy
-from frontdesk.shop.records import Order, ProductRecord, Profile, dollars
+from frontdesk.shop.records import Order, ProductRecord, Profile
 
 _TOKEN = re.compile(r"^<(EMAIL)_(\d+)>$")
 
@@ -249,7 +248,3 @@ def lead_score(args: LeadArgs, products: Sequence[ProductRecord]) -> int:
         cheapest = min((v.price for p in named for v in p.in_stock()), default=None)
         score += 30 if cheapest is not None and args.budget >= cheapest else 15
     return min(score, 100)
-
-
-def money_text(value: float | Decimal) -> str:
-    return dollars(Decimal(str(value)))

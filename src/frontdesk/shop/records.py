@@ -194,9 +194,6 @@ class Order:
                 return str(payment["payment_method_id"])
         return None
 
-    def item(self, item_id: str) -> Item | None:
-        return next((i for i in self.items if i.item_id == item_id), None)
-
 
 @dataclass(frozen=True, slots=True)
 class Variant:

@@ -351,12 +351,6 @@ def add_training_example(
     )
 
 
-def training_examples(session: Session) -> list[TrainingExampleRow]:
-    return list(
-        session.execute(select(TrainingExampleRow).order_by(TrainingExampleRow.id)).scalars()
-    )
-
-
 # --- the console's reads ---------------------------------------------------------------------
 
 

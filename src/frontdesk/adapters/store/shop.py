@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -284,15 +284,6 @@ def record_action(
     )
 
 
-def actions_of(session: Session, conversation_id: str) -> list[dict[str, Any]]:
-    rows = session.execute(
-        select(ShopActionRow)
-        .where(ShopActionRow.conversation_id == conversation_id)
-        .order_by(ShopActionRow.id)
-    ).scalars()
-    return [{"tool": r.tool, "args": r.args, "result": r.result} for r in rows]
-
-
 def insert_lead(
     session: Session,
     sealer: Sealer,
@@ -317,7 +308,3 @@ def insert_lead(
             created_at=utcnow(),
         )
     )
-
-
-def leads(session: Session) -> Iterable[LeadRow]:
-    return list(session.execute(select(LeadRow).order_by(LeadRow.created_at)).scalars())
