@@ -252,6 +252,36 @@ def _swap(
     return picked, new_items, difference
 
 
+def _swapped(
+    changed: Order,
+    profile: Profile,
+    picked: Sequence[Item],
+    new_items: Sequence[Item],
+    difference: Decimal,
+    method: PaymentMethod,
+    kind: str,
+) -> Outcome:
+    """The outcome of an exchange or an item change, with its conversion event: an
+    upgrade when the customer paid more."""
+    return Outcome(
+        changed,
+        profile,
+        {
+            "order_id": changed.id,
+            "status": changed.status,
+            "items": [i.label() for i in picked],
+            "new_items": [i.label() for i in new_items],
+            "price_difference": float(difference),
+            "payment_method": method.label(),
+        },
+        conversion={
+            "kind": "upgraded" if difference > 0 else kind,
+            "revenue": float(max(difference, Decimal("0.00"))),
+            "order_id": changed.id,
+        },
+    )
+
+
 def exchange_items(
     order: Order,
     profile: Profile,
@@ -279,23 +309,7 @@ def exchange_items(
             "exchange_payment_method_id": payment_method_id,
         },
     )
-    return Outcome(
-        changed,
-        profile,
-        {
-            "order_id": order.id,
-            "status": "exchange requested",
-            "items": [i.label() for i in picked],
-            "new_items": [i.label() for i in new_items],
-            "price_difference": float(difference),
-            "payment_method": method.label(),
-        },
-        conversion={
-            "kind": "upgraded" if difference > 0 else "exchanged",
-            "revenue": float(max(difference, Decimal("0.00"))),
-            "order_id": order.id,
-        },
-    )
+    return _swapped(changed, profile, picked, new_items, difference, method, "exchanged")
 
 
 def modify_items(
@@ -319,23 +333,7 @@ def modify_items(
         items=tuple(items),
         payments=(*order.payments, *entries),
     )
-    return Outcome(
-        changed,
-        profile,
-        {
-            "order_id": order.id,
-            "status": changed.status,
-            "items": [i.label() for i in picked],
-            "new_items": [i.label() for i in new_items],
-            "price_difference": float(difference),
-            "payment_method": method.label(),
-        },
-        conversion={
-            "kind": "upgraded" if difference > 0 else "modified",
-            "revenue": float(max(difference, Decimal("0.00"))),
-            "order_id": order.id,
-        },
-    )
+    return _swapped(changed, profile, picked, new_items, difference, method, "modified")
 
 
 def modify_address(order: Order, profile: Profile, address: Address) -> Outcome:
