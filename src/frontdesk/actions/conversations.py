@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -279,7 +278,8 @@ async def do_receive_customer_message(
                     await announce(fd, conversation_id)  # the agent's console refreshes
             if not received.needs_reply:
                 return _result(received, received.conversation, received.replies, started)
-            query = fd.understood(received.message.text)
+            stored = received.message.text
+            query = understood if stored == text else fd.understood(stored)
             vector = None
             if lookup:
                 vector = await (
@@ -340,13 +340,14 @@ async def _think(
             intent = fd.intents.predict_one(text, vector)
     earlier = [m.text for m in received.history if m.role is Role.CUSTOMER]
     understanding = understand(
-        text, passages, fd.guidelines, intent=intent, earlier=earlier, catalog=fd.catalog
+        text,
+        passages,
+        fd.guidelines,
+        intent=intent,
+        earlier=earlier,
+        catalog=fd.catalog,
+        typed=received.message.text,
     )
-    if understanding.sensitive is None:
-        # A sensitive word is checked as typed too, not only as understood.
-        raw_topic = fd.guidelines.escalation.sensitive_topic(received.message.text)
-        if raw_topic is not None:
-            understanding = dataclasses.replace(understanding, sensitive=raw_topic)
     open_now = fd.guidelines.working_hours.is_open(utcnow())
     # A request for a person, an answer to the offer of one, a sensitive topic or frustration
     # goes to decide(); everything else meets the flows and the approved answers first.

@@ -105,9 +105,11 @@ def understand(
     intent: Prediction | None = None,
     earlier: Sequence[str] = (),
     catalog: Catalog | None = None,
+    typed: str | None = None,
 ) -> Understanding:
     """Read the (pseudonymized) text with the passages retrieved for it, the intent model's
-    prediction (if any) and the customer's earlier messages."""
+    prediction (if any) and the customer's earlier messages; ``typed`` is the message before
+    the spelling stage, if it differs."""
     human, yes, no = _patterns(guidelines.escalation)
     names = guidelines.intents
     confidence = passages[0].similarity if passages else 0.0
@@ -131,5 +133,7 @@ def understand(
         intent=intent,
         out_of_scope=intent is not None and intent.out_of_scope,
         entities=tuple(extract(text, catalog)),
-        sensitive=guidelines.escalation.sensitive_topic(text),
+        # A sensitive topic counts as understood and as typed (before spelling correction).
+        sensitive=guidelines.escalation.sensitive_topic(text)
+        or (guidelines.escalation.sensitive_topic(typed) if typed else None),
     )
