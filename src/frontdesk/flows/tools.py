@@ -308,7 +308,7 @@ async def _find_by_name(backend: Backend, ctx: ToolContext, args: NameZipArgs) -
 
 @tool(
     "get_customer_details",
-    "The verified customer's profile: default address and payment methods.",
+    "The verified customer's payment methods and the city of their default address.",
     NoArgs,
     needs_auth=True,
 )
