@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+DEMO_ARGS ?=
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint bench clean help
@@ -17,8 +18,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install Frontdesk with its dev tools
 
-demo: $(STAMP)  ## serve the demo store on http://127.0.0.1:$(PORT)
-	$(BIN)/frontdesk demo --port $(PORT)
+demo: $(STAMP)  ## serve the demo store on http://127.0.0.1:$(PORT) (DEMO_ARGS="--simulate 500")
+	$(BIN)/frontdesk demo --port $(PORT) $(DEMO_ARGS)
 
 test: $(STAMP)  ## lint, the test suite (SQLite, PostgreSQL, browser), the demo's conversation tests
 	$(MAKE) --no-print-directory lint

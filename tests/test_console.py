@@ -4,7 +4,6 @@ access, the console's actions with several agents at once, and the review loop."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -12,65 +11,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
-from tests.conftest import open_conversation, say
+from tests.conftest import PASSWORD, Login, open_conversation, say
 
-from frontdesk.actions.accounts import do_add_user
 from frontdesk.adapters.store.tables import (
     EventRow,
     SessionRow,
     TrainingExampleRow,
 )
-from frontdesk.api.app import create_app
 from frontdesk.core.types import utcnow
 from frontdesk.service import Frontdesk
-
-PASSWORD = "correct horse battery"
-
-Login = Callable[[str], Awaitable[httpx.AsyncClient]]
-
-
-@pytest.fixture
-async def app(frontdesk: Frontdesk) -> FastAPI:
-    # Open around the clock, so that these tests do not depend on the day they run.
-    always = {day: "00:00-24:00" for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
-    hours = frontdesk.guidelines.working_hours.model_copy(update={"days": always})
-    frontdesk.guidelines = frontdesk.guidelines.model_copy(update={"working_hours": hours})
-    for email, role in (
-        ("ann@example.com", "agent"),
-        ("bob@example.com", "agent"),
-        ("rita@example.com", "reviewer"),
-        ("ada@example.com", "admin"),
-    ):
-        await do_add_user(frontdesk, email, email.split("@")[0].title(), role, PASSWORD)
-    return create_app(frontdesk=frontdesk)
-
-
-@pytest.fixture
-async def login(app: FastAPI) -> AsyncIterator[Login]:
-    """A logged-in client per user (its own cookie jar), with the CSRF header set."""
-    opened: list[httpx.AsyncClient] = []
-
-    async def make(email: str) -> httpx.AsyncClient:
-        c = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://frontdesk.test"
-        )
-        opened.append(c)
-        response = await c.post("/api/console/login", json={"email": email, "password": PASSWORD})
-        assert response.status_code == 200, response.text
-        c.headers["X-CSRF-Token"] = response.json()["csrf"]
-        return c
-
-    yield make
-    for c in opened:
-        await c.aclose()
-
-
-@pytest.fixture
-async def customer(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://frontdesk.test"
-    ) as c:
-        yield c
 
 
 async def handed_over(customer: httpx.AsyncClient, text: str = "can I talk to a person?") -> str:

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from frontdesk import __version__
 from frontdesk.adapters.store.shop import StoreDataError
+from frontdesk.cli_common import CompanyOpt, DataDirOpt, _settings, _with_service
 from frontdesk.cli_learning import ProgressBar
 from frontdesk.company.guidelines import GuidelinesError
 from frontdesk.config import Settings
@@ -27,33 +28,6 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True, soft_wrap=True)
-
-CompanyOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--company",
-        help="Company folder with guidelines.yaml and knowledge/ (default: FRONTDESK_COMPANY_DIR).",
-        exists=True,
-        file_okay=False,
-    ),
-]
-DataDirOpt = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Folder for the database and keys (default: ./var)."),
-]
-
-
-def _settings(company: Path | None = None, data_dir: Path | None = None) -> Settings:
-    overrides: dict[str, object] = {}
-    if company is not None:
-        overrides["company_dir"] = company
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    try:
-        return Settings(**overrides)  # type: ignore[arg-type]
-    except Exception as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
 
 
 async def _ingest(settings: Settings, folder: Path) -> None:
@@ -127,12 +101,63 @@ def demo(
     data_dir: Annotated[
         Path, typer.Option("--data-dir", help="Where the demo database lives.")
     ] = Path("var/demo"),
+    simulate: Annotated[
+        int,
+        typer.Option(
+            "--simulate",
+            metavar="N",
+            min=0,
+            help="First play N simulated customer conversations through the real pipeline, "
+            "spread over the last weeks, so that the analytics dashboard has data.",
+        ),
+    ] = 0,
+    weeks: Annotated[
+        int, typer.Option("--weeks", min=1, max=52, help="How many weeks the simulation spans.")
+    ] = 6,
+    seed: Annotated[
+        int, typer.Option("--seed", help="The simulation's seed (same seed, same conversations).")
+    ] = 7,
+    simulate_only: Annotated[
+        bool, typer.Option("--simulate-only", help="Exit after the simulation, serve nothing.")
+    ] = False,
 ) -> None:
     """Serve the bundled demo store (Northwind Outfitters) on a local SQLite database.
 
     The first start trains the demo's intent model and embeds its help centre; later starts
-    reuse both."""
-    _run_server(_prepare_demo(data_dir), host, port)
+    reuse both. With --simulate N it first plays N customer conversations (help-centre
+    questions, orders, shopping, handoffs to simulated agents, ratings) dated over the last
+    --weeks weeks."""
+    settings = _prepare_demo(data_dir)
+    if simulate:
+        try:
+            asyncio.run(_simulate(settings, simulate, weeks, seed))
+        except CompanyFileError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from exc
+    if simulate_only:
+        return
+    _run_server(settings, host, port)
+
+
+async def _simulate(settings: Settings, count: int, weeks: int, seed: int) -> None:
+    from frontdesk.analytics.simulate import simulate
+    from frontdesk.service import Frontdesk
+
+    fd = Frontdesk(settings)
+    await fd.start()
+    try:
+        with ProgressBar() as bar:
+            report = await simulate(
+                fd,
+                count,
+                weeks=weeks,
+                seed=seed,
+                progress=lambda done, total: bar("simulating", done, total),
+            )
+    finally:
+        await fd.close()
+    for line in report.summary():
+        console.print(line, highlight=False)
 
 
 def _prepare_demo(data_dir: Path) -> Settings:
@@ -261,17 +286,6 @@ def store_import(company: CompanyOpt = None, data_dir: DataDirOpt = None) -> Non
 
 users_app = typer.Typer(help="Console accounts: agents, reviewers, admins.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
-
-
-async def _with_service(settings: Settings, work: Any) -> Any:
-    from frontdesk.service import Frontdesk
-
-    fd = Frontdesk(settings)
-    await fd.start(load_knowledge=False)
-    try:
-        return await work(fd)
-    finally:
-        await fd.close()
 
 
 @users_app.command("add")
@@ -446,6 +460,15 @@ def _learning() -> None:
 
 
 _learning()
+
+
+def _analytics() -> None:
+    from frontdesk.cli_analytics import analytics_app
+
+    app.add_typer(analytics_app, name="analytics")
+
+
+_analytics()
 
 
 def main() -> None:

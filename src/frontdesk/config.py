@@ -90,6 +90,30 @@ class Settings(BaseSettings):
             "knowledge base, and reloads its index if so. 0 turns the check off."
         ),
     )
+    analytics_rollup_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "How often a running service rolls new events up into the KPI counts, resolves "
+            "idle conversations and checks the KPI targets. 0 turns the job off (run "
+            "`frontdesk analytics rollup` instead)."
+        ),
+    )
+    analytics_lag_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "The rollup leaves events younger than this for its next run, so that a "
+            "transaction still committing on PostgreSQL is never skipped."
+        ),
+    )
+    alert_webhook_url: str | None = Field(
+        default=None,
+        description=(
+            "Where a KPI alert is also POSTed as JSON (a chat or paging webhook). None: alerts "
+            "are only recorded as events and shown on the dashboard."
+        ),
+    )
     cors_origins: list[str] = Field(
         default=["*"],
         description="Origins allowed to call the API from a browser (sites embedding the widget).",

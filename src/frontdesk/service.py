@@ -82,6 +82,7 @@ class Frontdesk:
         self._retriever: Retriever | None = None
         self._knowledge_signature: tuple[int, str, int] | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._analytics: asyncio.Task[None] | None = None
         self.guidelines: Guidelines = Guidelines()
         self.intents: IntentModel | None = None
         self.catalog: Catalog | None = None
@@ -131,13 +132,16 @@ class Frontdesk:
             await self.reload_knowledge()
             if self.settings.knowledge_refresh_seconds > 0:
                 self._refresher = asyncio.create_task(self._refresh_knowledge())
+        if self.settings.analytics_rollup_seconds > 0:
+            self._analytics = asyncio.create_task(self._analytics_job())
 
     async def close(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
-            self._refresher = None
+        for task in (self._refresher, self._analytics):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._refresher = self._analytics = None
         if self._embedder is not None and self._owns_embedder:
             self._embedder.close()
             self._embedder = None
@@ -262,6 +266,24 @@ class Frontdesk:
                     await self.reload_knowledge()
             except Exception:  # keep serving with the index it has
                 log.exception("knowledge refresh failed")
+
+    async def analytics_tick(self) -> None:
+        """Resolve idle conversations, roll new events up, check the KPI targets."""
+        from frontdesk.actions.satisfaction import resolve_idle
+        from frontdesk.analytics.alerts import check_alerts
+        from frontdesk.analytics.rollup import run_rollup
+
+        await resolve_idle(self)
+        await run_rollup(self)
+        await check_alerts(self)
+
+    async def _analytics_job(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.analytics_rollup_seconds)
+            try:
+                await self.analytics_tick()
+            except Exception:  # the next tick tries again; serving goes on
+                log.exception("the analytics job failed")
 
     async def ingest(self, folder: Path, progress: Progress | None = None) -> IngestReport:
         """Bring the knowledge base in line with ``folder`` and reload the index."""

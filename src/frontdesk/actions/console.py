@@ -250,7 +250,9 @@ async def _finish(
         )
         people.close_handoff(session, conversation_id)
         people.audit(session, user.id, action, conversation_id)
-        repo.append_event(session, f"conversation_{action}", {"agent": user.id}, conversation_id)
+        repo.append_event(
+            session, f"conversation_{action}", {"agent": user.id, "by": "agent"}, conversation_id
+        )
         return changed, message
 
     changed, message = await fd.db.run(work)

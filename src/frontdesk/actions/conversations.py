@@ -197,6 +197,11 @@ def _store_reply(
         changes.update(assigned)
         if not plan.open_now:
             state["followup_offered"] = True
+    elif decision.action is Action.GOODBYE:
+        # The customer said goodbye to the bot: the conversation is resolved (and the widget
+        # asks for a rating). A handoff earlier in it means the bot did not resolve it alone;
+        # the rollup reads that from the events.
+        changes["status"] = Status.RESOLVED.value
     elif received.conversation.status is Status.RESOLVED:
         changes["status"] = Status.OPEN.value  # the customer came back: reopened
     changes["state"] = state
@@ -223,6 +228,8 @@ def _store_reply(
                 "reason": decision.reason,
                 "intent": meta.get("intent"),
                 "confidence": meta["confidence"],
+                "sentiment": meta["sentiment"],
+                "flow": meta.get("flow"),
                 "citations": [c.id for c in checked.draft.citations],
             },
         )
@@ -232,8 +239,11 @@ def _store_reply(
         events.append(
             ("handoff_requested", {"reason": plan.reason, "assigned_to": changes["assigned_to"]})
         )
-    if received.conversation.status is Status.RESOLVED and plan is None:
+    resolved_before = received.conversation.status is Status.RESOLVED
+    if resolved_before and plan is None and decision.action is not Action.GOODBYE:
         events.append(("conversation_reopened", {}))
+    if decision.action is Action.GOODBYE and plan is None and not resolved_before:
+        events.append(("conversation_resolved", {"by": "bot", "how": "goodbye"}))
     repo.append_events(session, events, conversation_id)
     return bot, conversation
 
@@ -312,7 +322,7 @@ async def do_receive_customer_message(
         if early is not None and not early.done():
             early.cancel()
     await _publish_message(fd, reply)
-    if conversation.mode is Mode.HUMAN:
+    if conversation.mode is Mode.HUMAN or conversation.status is not received.conversation.status:
         await fd.bus.publish(
             conversation_id,
             {
@@ -321,6 +331,7 @@ async def do_receive_customer_message(
                 "status": conversation.status.value,
             },
         )
+    if conversation.mode is Mode.HUMAN:
         await announce(fd, conversation_id)
     return _result(received, conversation, (reply,), started)
 

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from frontdesk import __version__
-from frontdesk.api import console, errors, routes, web, websocket
+from frontdesk.api import analytics, console, errors, routes, web, websocket
 from frontdesk.api.limits import BodySizeLimit, RateLimit, RateLimiter, SecurityHeaders
 from frontdesk.config import Settings
 from frontdesk.service import Frontdesk
@@ -47,8 +47,10 @@ def create_app(settings: Settings | None = None, *, frontdesk: Frontdesk | None 
     app.state.frontdesk = fd
     errors.install(app)
     console.install(app)
+    analytics.install(app)
     app.include_router(routes.router)
     app.include_router(console.router)
+    app.include_router(analytics.router)
     app.include_router(console.pages)
     app.include_router(websocket.router)
     app.include_router(web.router)

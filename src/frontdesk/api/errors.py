@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from frontdesk.actions.conversations import ConversationNotFound, InvalidMessage, MessageTooLong
+from frontdesk.actions.satisfaction import CsatError
 
 _CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
@@ -33,6 +34,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(InvalidMessage)
     async def _invalid(_request: Request, exc: InvalidMessage) -> JSONResponse:
         return JSONResponse(error_body("invalid_message", str(exc)), status_code=422)
+
+    @app.exception_handler(CsatError)
+    async def _csat(_request: Request, exc: CsatError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

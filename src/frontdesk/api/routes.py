@@ -12,13 +12,18 @@ from frontdesk.actions.conversations import (
     do_receive_customer_message,
     get_conversation_with_messages,
 )
+from frontdesk.actions.satisfaction import csat_of, do_end_conversation, do_submit_csat
 from frontdesk.api.schemas import (
     ConversationCreated,
     ConversationOut,
+    ConversationStatusOut,
+    CsatIn,
+    CsatOut,
     Health,
     NewConversation,
     NewMessage,
     TurnOut,
+    WidgetConfig,
 )
 from frontdesk.core.types import ConversationId
 from frontdesk.service import Frontdesk
@@ -72,6 +77,7 @@ async def create_conversation(
 )
 async def read_conversation(conversation_id: str, fd: FrontdeskDep) -> dict[str, Any]:
     conversation, messages = await get_conversation_with_messages(fd, conversation_id)
+    rating = await csat_of(fd, conversation_id)
     return {
         "id": conversation.id,
         "channel": conversation.channel,
@@ -80,6 +86,7 @@ async def read_conversation(conversation_id: str, fd: FrontdeskDep) -> dict[str,
         "created_at": conversation.created_at.isoformat(),
         "updated_at": conversation.updated_at.isoformat(),
         "messages": [m.public() for m in messages],
+        "csat": None if rating is None else rating.public(),
     }
 
 
@@ -105,3 +112,60 @@ async def post_message(conversation_id: str, body: NewMessage, fd: FrontdeskDep)
     }
     # Built from typed domain records: returned as is, without a second validation pass.
     return JSONResponse(content, headers={"Server-Timing": f"turn;dur={result.server_ms:.2f}"})
+
+
+@router.post(
+    "/api/conversations/{conversation_id}/end",
+    response_model=ConversationStatusOut,
+    tags=["conversations"],
+    responses={404: ERRORS[404]},
+)
+async def end_conversation(conversation_id: str, fd: FrontdeskDep) -> dict[str, Any]:
+    """The customer ends the chat: the conversation is resolved (then it can be rated).
+    Ending a resolved conversation again changes nothing."""
+    conversation = await do_end_conversation(fd, conversation_id)
+    return {
+        "id": conversation.id,
+        "mode": conversation.mode.value,
+        "status": conversation.status.value,
+    }
+
+
+@router.post(
+    "/api/conversations/{conversation_id}/csat",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CsatOut,
+    tags=["conversations"],
+    responses={
+        404: ERRORS[404],
+        409: {"description": "Not resolved yet, or rated already with another score"},
+        413: {"description": "Comment over 1000 characters"},
+        422: {"description": "Score not from 1 to 5"},
+    },
+)
+async def rate_conversation(
+    conversation_id: str, body: CsatIn, fd: FrontdeskDep, response: Response
+) -> dict[str, Any]:
+    """Rate a resolved conversation once (1 to 5, optional comment). The same rating sent
+    again returns the stored one with ``duplicate: true`` and status 200."""
+    rating = await do_submit_csat(fd, conversation_id, body.score, body.comment)
+    if rating.duplicate:
+        response.status_code = status.HTTP_200_OK
+    return rating.public()
+
+
+@router.get("/api/widget/config", response_model=WidgetConfig, tags=["service"])
+async def widget_config(fd: FrontdeskDep) -> dict[str, Any]:
+    """The wording the widget shows: names, greeting and the satisfaction survey."""
+    guidelines = fd.guidelines
+    texts = guidelines.texts
+    return {
+        "assistant_name": guidelines.assistant_name,
+        "company_name": guidelines.company_name,
+        "greeting": texts.greeting,
+        "csat": {
+            "question": texts.csat_question,
+            "comment": texts.csat_comment,
+            "thanks": texts.csat_thanks,
+        },
+    }

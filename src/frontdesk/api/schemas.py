@@ -65,6 +65,40 @@ class ConversationOut(BaseModel):
     created_at: str
     updated_at: str
     messages: list[MessageOut]
+    csat: CsatOut | None = Field(default=None, description="The customer's rating, once given.")
+
+
+class CsatIn(_In):
+    # The range is checked by the handler, for one error shape with the rest of the rating.
+    score: int = Field(description="1 (very poor) to 5 (excellent).")
+    comment: str | None = Field(default=None, description="Optional, at most 1000 characters.")
+
+
+class CsatOut(BaseModel):
+    conversation_id: str
+    score: int
+    comment: str | None = Field(description="As stored: personal data replaced by tokens.")
+    resolved_by: Literal["bot", "agent", "customer"]
+    duplicate: bool = Field(description="True when this same rating was stored before.")
+
+
+class ConversationStatusOut(BaseModel):
+    id: str
+    mode: Literal["bot", "human"]
+    status: Literal["open", "waiting", "resolved"]
+
+
+class CsatWording(BaseModel):
+    question: str
+    comment: str
+    thanks: str
+
+
+class WidgetConfig(BaseModel):
+    assistant_name: str
+    company_name: str
+    greeting: str
+    csat: CsatWording
 
 
 class Health(BaseModel):

@@ -54,6 +54,10 @@ class Texts(_Strict):
     frustrated: NonEmpty = (
         "I'm sorry this has been frustrating. I'm passing you to a person who can help."
     )
+    # The satisfaction survey the widget shows when a conversation is resolved.
+    csat_question: NonEmpty = "How would you rate this conversation?"
+    csat_comment: NonEmpty = "Anything you'd like to tell us? (optional)"
+    csat_thanks: NonEmpty = "Thank you for your feedback!"
 
 
 DEFAULT_HUMAN_PATTERNS = (
@@ -213,10 +217,47 @@ class IntentNames(_Strict):
 
 
 class KpiTargets(_Strict):
-    first_response_seconds: float = Field(default=5.0, gt=0)
-    csat: float = Field(default=4.2, ge=1, le=5)
-    bot_resolution_rate: float = Field(default=0.6, ge=0, le=1)
-    conversion_rate: float = Field(default=0.03, ge=0, le=1)
+    """The target of each KPI the dashboard tracks (leave one out to use the default; set it
+    to null to stop tracking it). Times are upper limits, rates and scores lower limits, except
+    the handoff rate (an upper limit)."""
+
+    first_response_seconds: float | None = Field(default=5.0, gt=0)
+    average_response_seconds: float | None = Field(default=60.0, gt=0)
+    resolution_minutes: float | None = Field(default=60.0, gt=0)
+    bot_resolution_rate: float | None = Field(default=0.6, ge=0, le=1)
+    handoff_rate: float | None = Field(default=0.3, ge=0, le=1)
+    csat_average: float | None = Field(default=4.2, ge=1, le=5)
+    sentiment_average: float | None = Field(default=0.0, ge=-1, le=1)
+    conversion_rate: float | None = Field(default=0.03, ge=0, le=1)
+
+
+class Analytics(_Strict):
+    """How the dashboard counts and when it raises an alert."""
+
+    reopen_days: int = Field(
+        default=3,
+        ge=0,
+        le=90,
+        description="A bot resolution reopened within this many days does not count.",
+    )
+    resolve_idle_minutes: float = Field(
+        default=30,
+        ge=0,
+        description="A bot conversation idle this long is resolved (0: never).",
+    )
+    alert_window_days: int = Field(
+        default=7, ge=1, le=90, description="The days a KPI is averaged over to check it."
+    )
+    alert_tolerance: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="How far past its target (as a share of the target) a KPI may drift "
+        "before an alert is raised.",
+    )
+    alert_min_conversations: int = Field(
+        default=20, ge=1, description="No alert is raised on fewer conversations than this."
+    )
 
 
 class Guidelines(_Strict):
@@ -233,6 +274,7 @@ class Guidelines(_Strict):
     intents: IntentNames = Field(default_factory=IntentNames)
     working_hours: WorkingHours = Field(default_factory=WorkingHours)
     kpi_targets: KpiTargets = Field(default_factory=KpiTargets)
+    analytics: Analytics = Field(default_factory=Analytics)
 
 
 def _location(loc: tuple[Any, ...]) -> str:

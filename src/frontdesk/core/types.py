@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -14,9 +16,27 @@ ChunkId = NewType("ChunkId", str)
 ArticleId = NewType("ArticleId", str)
 
 
+_clock: Callable[[], datetime] | None = None
+
+
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC (the only kind of datetime used here)."""
-    return datetime.now(UTC)
+    return datetime.now(UTC) if _clock is None else _clock()
+
+
+@contextmanager
+def simulated_clock(clock: Callable[[], datetime]) -> Iterator[None]:
+    """Make ``utcnow()`` read ``clock`` in this process until the block ends.
+
+    Only the traffic simulator uses it (``frontdesk demo --simulate``), which plays weeks of
+    conversations through the real pipeline in a process that serves nothing else meanwhile."""
+    global _clock
+    previous = _clock
+    _clock = clock
+    try:
+        yield
+    finally:
+        _clock = previous
 
 
 class Role(StrEnum):

@@ -29,6 +29,18 @@ _THANKS = re.compile(
     r"( for (your|the) help)?\s*[!.,]*\s*$",
     re.IGNORECASE,
 )
+_THANKS_WORDS = r"(thanks|thank you|thx|ty|cheers)( (so|very) much| a lot)?( for (your|the) help)?"
+_CLOSING = (
+    r"(that'?s (all|it|everything)( for (now|today))?|nothing else|no more questions"
+    r"|i'?m (all )?(good|set|done)|all (good|set)|(good)?bye( now)?|see (you|ya)"
+    r"|have a (good|nice|great) (day|one|evening|weekend))"
+)
+# A farewell: "bye", "thanks, that's all", "no, that's everything. Have a nice day!"
+_GOODBYE = re.compile(
+    rf"^\s*((ok(ay)?|great|perfect|no|nope|cool)[,!. ]+)?({_THANKS_WORDS}[,!. ]+)?{_CLOSING}"
+    rf"([,!. ]+({_THANKS_WORDS}|{_CLOSING}))*\s*[!.,]*\s*$",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +106,12 @@ def needs_knowledge(text: str, guidelines: Guidelines) -> bool:
     """False for messages whose reply never depends on the knowledge base (a request for a
     person, a bare greeting or thanks): their turn skips the sentence encoder."""
     human, _, _ = _patterns(guidelines.escalation)
-    return not (_GREETING.match(text) or _THANKS.match(text) or any(p.search(text) for p in human))
+    return not (
+        _GREETING.match(text)
+        or _THANKS.match(text)
+        or _GOODBYE.match(text)
+        or any(p.search(text) for p in human)
+    )
 
 
 def understand(
@@ -120,6 +137,7 @@ def understand(
         and intent.confidence >= names.min_confidence
         else None
     )
+    farewell = _small_talk(_GOODBYE, text)
     return Understanding(
         passages=tuple(passages),
         confidence=max(0.0, min(1.0, confidence)),
@@ -127,8 +145,8 @@ def understand(
         affirmative=bool(yes.search(text)) or said == names.affirm,
         negative=bool(no.search(text)) or said == names.deny,
         greeting=_small_talk(_GREETING, text) or said == names.greeting,
-        thanks=_small_talk(_THANKS, text) or said == names.thanks,
-        goodbye=said == names.goodbye,
+        thanks=(_small_talk(_THANKS, text) or said == names.thanks) and not farewell,
+        goodbye=farewell or said == names.goodbye,
         mood=mood(text, earlier),
         intent=intent,
         out_of_scope=intent is not None and intent.out_of_scope,

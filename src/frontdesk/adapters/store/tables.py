@@ -316,3 +316,95 @@ class TrainingExampleRow(Base):
     review_id: Mapped[int | None] = mapped_column(AutoBigInt)
     created_by: Mapped[str] = mapped_column(String(36))
     created_at: Mapped[datetime]
+
+
+class CsatRow(Base):
+    """The customer's rating of a resolved conversation, attributed to who resolved it and to
+    what served it. The comment is pseudonymized like every customer text."""
+
+    __tablename__ = "csat"
+
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"), primary_key=True)
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    resolved_by: Mapped[str] = mapped_column(String(16))
+    agent_id: Mapped[str | None] = mapped_column(String(36))
+    flow: Mapped[str | None] = mapped_column(String(64))
+    article: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class AnalyticsCursorRow(Base):
+    """How far a rollup has read the events table (committed with the counts it produced)."""
+
+    __tablename__ = "analytics_cursor"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(AutoBigInt)
+    updated_at: Mapped[datetime]
+
+
+class AnalyticsConversationRow(Base):
+    """What the rollup remembers about one conversation between batches."""
+
+    __tablename__ = "analytics_conversations"
+
+    conversation_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    opened_at: Mapped[datetime]
+    awaiting_since: Mapped[datetime | None]
+    first_response_done: Mapped[bool] = mapped_column(Boolean)
+    intent: Mapped[str | None] = mapped_column(String(100))
+    flow: Mapped[str | None] = mapped_column(String(64))
+    agent: Mapped[str | None] = mapped_column(String(36))
+    handed_off: Mapped[bool] = mapped_column(Boolean)
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(16))
+    bot_counted: Mapped[bool] = mapped_column(Boolean)
+    converted: Mapped[bool] = mapped_column(Boolean)
+
+
+class AnalyticsCountRow(Base):
+    """One additive number: ``metric`` of the conversations opened on ``day`` (the company's
+    timezone) whose ``dimension`` had ``value`` (``all``/empty for every conversation)."""
+
+    __tablename__ = "analytics_counts"
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - SQLAlchemy's own attribute
+
+    dimension: Mapped[str] = mapped_column(String(16), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(40), primary_key=True)
+    amount: Mapped[float]
+
+
+class KnowledgeGapRow(Base):
+    """A group of questions the bot could not answer, with a suggested FAQ entry."""
+
+    __tablename__ = "knowledge_gaps"
+
+    id: Mapped[int] = mapped_column(AutoBigInt, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    question: Mapped[str] = mapped_column(Text)
+    suggested_answer: Mapped[str] = mapped_column(Text)
+    examples: Mapped[list[Any]]
+    count: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    article_id: Mapped[str | None] = mapped_column(String(200))
+    reviewed_by: Mapped[str | None] = mapped_column(String(36))
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class InsightSnapshotRow(Base):
+    """The insights computed by the insights job for a date range (JSON, pseudonymized)."""
+
+    __tablename__ = "analytics_insights"
+
+    id: Mapped[int] = mapped_column(AutoBigInt, primary_key=True, autoincrement=True)
+    start: Mapped[str] = mapped_column(String(10))
+    end: Mapped[str] = mapped_column(String(10))
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]

@@ -1,0 +1,127 @@
+"""``frontdesk analytics``: roll the events up into the KPI counts, and read the KPIs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import date
+from typing import Annotated, Any
+
+import typer
+
+from frontdesk.cli_common import CompanyOpt, DataDirOpt, _settings, _with_service
+from frontdesk.cli_learning import ProgressBar, console
+
+analytics_app = typer.Typer(
+    help="KPIs: roll events up into counts, read the KPIs against their targets.",
+    no_args_is_help=True,
+)
+
+
+def _pending(session: Any) -> int:
+    from sqlalchemy import func, select
+
+    from frontdesk.adapters.store.tables import AnalyticsCursorRow, EventRow
+    from frontdesk.analytics.rollup import CURSOR
+
+    cursor = session.get(AnalyticsCursorRow, CURSOR)
+    after = cursor.last_event_id if cursor is not None else 0
+    return int(session.execute(select(func.count()).where(EventRow.id > after)).scalar_one())
+
+
+@analytics_app.command("rollup")
+def rollup(
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Events per transaction.")
+    ] = 20_000,
+    alerts: Annotated[
+        bool, typer.Option("--alerts/--no-alerts", help="Check the KPI targets afterwards.")
+    ] = True,
+    company: CompanyOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Roll every new event up into the KPI counts (resumable: an interrupted run loses
+    nothing and counts nothing twice), then check the KPI targets."""
+    from frontdesk.analytics.alerts import check_alerts, describe
+    from frontdesk.analytics.rollup import run_rollup
+    from frontdesk.cli import CompanyFileError
+
+    settings = _settings(company, data_dir)
+
+    async def work(fd: Any) -> tuple[Any, list[dict[str, Any]]]:
+        total = await fd.db.run(_pending)
+        done = 0
+        with ProgressBar() as bar:
+
+            def step(read: int) -> None:
+                nonlocal done
+                done += read
+                bar("rolling up events", min(done, total), total)
+
+            report = await run_rollup(fd, batch_size=batch_size, lag_seconds=0, progress=step)
+        raised = await check_alerts(fd) if alerts else []
+        return report, raised
+
+    try:
+        report, raised = asyncio.run(_with_service(settings, work))
+    except CompanyFileError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"rolled up {report.events} events of {report.conversations} conversations in "
+        f"{report.batches} batches (cursor at event {report.cursor})"
+    )
+    for alert in raised:
+        console.print(f"[yellow]alert:[/yellow] {describe(alert)}")
+
+
+@analytics_app.command("kpis")
+def show_kpis(
+    start: Annotated[
+        str | None, typer.Option("--start", help="First day, YYYY-MM-DD (default: 28 days ago).")
+    ] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Last day (default: today).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    company: CompanyOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """The KPIs of the conversations opened in a date range, against their targets (as
+    rolled up: run `frontdesk analytics rollup` first for the newest numbers)."""
+    from datetime import timedelta
+
+    from frontdesk.analytics import kpis
+    from frontdesk.analytics.alerts import today_in
+
+    settings = _settings(company, data_dir)
+    try:
+        last = date.fromisoformat(end) if end else None
+        first = date.fromisoformat(start) if start else None
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] dates are YYYY-MM-DD: {exc}")
+        raise typer.Exit(2) from exc
+
+    async def work(fd: Any) -> dict[str, Any]:
+        to = last or today_in(fd.guidelines.working_hours.timezone)
+        since = first or to - timedelta(days=27)
+        if since > to:
+            raise typer.BadParameter("--start is after --end")
+        found: dict[str, Any] = await fd.db.run(
+            lambda s: kpis.kpis(s, since, to, fd.guidelines.kpi_targets)
+        )
+        return found
+
+    found = asyncio.run(_with_service(settings, work))
+    if as_json:
+        print(json.dumps(found, indent=2))
+        return
+    print(f"{found['start']} to {found['end']}: {found['conversations']} conversations")
+    for target in found["targets"]:
+        value = target["value"]
+        shown = "no data" if value is None else f"{value:.3g}"
+        mark = {"met": "met", "missed": "MISSED", "no_data": "-"}[target["status"]]
+        side = "<=" if target["direction"] == "below" else ">="
+        print(f"  {target['label']:<28} {shown:>10}   target {side} {target['target']:<6} {mark}")
+    print(
+        f"  revenue {found['revenue']:.2f}, leads {found['leads']}, "
+        f"CSAT ratings {found['csat_count']}"
+    )
