@@ -105,7 +105,23 @@ async def run_tests(
 async def make_report(
     settings: Settings, out_dir: Path | None, with_counterfactual: bool
 ) -> tuple[Path, dict[str, Any]]:
-    """Gather intents, suite, counterfactual and retrieval figures into one report."""
+    """Gather intents, suite, counterfactual and retrieval figures into one report, saved
+    beside the previous one and compared with it."""
+    from frontdesk.testing.report import save
+
+    report = await gather_report(settings, with_counterfactual)
+    folder = out_dir or settings.data_dir / "reports"
+    page, changes = await asyncio.to_thread(save, report, folder)
+    for kind in ("better", "worse"):
+        for change in changes[kind]:
+            out.print(f"{kind}: {change['metric']} {change['before']:.4g} -> {change['now']:.4g}")
+    return page, report
+
+
+async def gather_report(settings: Settings, with_counterfactual: bool) -> dict[str, Any]:
+    """The figures of one company folder (and its active intent model, if any): intents on
+    intents/test.csv, the tests/ suite, optionally the counterfactual checks, and retrieval on
+    evaluation/retrieval.csv."""
     import shutil
 
     from frontdesk.learning.datasets import load_labelled
@@ -114,7 +130,7 @@ async def make_report(
     from frontdesk.learning.workflow import KIND, evaluate_intents
     from frontdesk.service import Frontdesk, default_embedder
     from frontdesk.testing.counterfactual import run_counterfactual
-    from frontdesk.testing.report import new_report, read_questions, retrieval_quality, save
+    from frontdesk.testing.report import new_report, read_questions, retrieval_quality
 
     company = settings.company_dir
     if company is None:
@@ -138,6 +154,9 @@ async def make_report(
         if tests.is_dir():
             cases = load_suites([tests])
             results = [await workspace.run_case(path, case) for path, case in cases]
+            for result in results:
+                if not result.passed:
+                    _show(result)
             report["suite"] = summary(results)
             out.print(f"conversations: {report['suite']['passed']} of {len(results)} pass")
             if with_counterfactual:
@@ -162,14 +181,7 @@ async def make_report(
             finally:
                 await fd.close()
             out.print(f"retrieval: hit@1 {report['retrieval']['hit1']:.1%}")
-        folder = out_dir or settings.data_dir / "reports"
-        page, changes = await asyncio.to_thread(save, report, folder)
-        for kind in ("better", "worse"):
-            for change in changes[kind]:
-                out.print(
-                    f"{kind}: {change['metric']} {change['before']:.4g} -> {change['now']:.4g}"
-                )
-        return page, report
+        return report
     finally:
         workspace.close()
         embedder.close()
