@@ -393,6 +393,68 @@ def _eval_report(
     console.print(f"report: {page}")
 
 
+@app.command("release")
+def release(
+    candidate: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A company folder with the new guidelines.yaml, flows/, knowledge/, tests/, "
+            "evaluation/ or intents/ (any of them).",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+    model_version: Annotated[
+        int | None,
+        typer.Option("--model-version", help="Also (or only) release this intents model version."),
+    ] = None,
+    tolerance: Annotated[
+        float,
+        typer.Option("--tolerance", min=0, max=1, help="How much a tracked metric may drop."),
+    ] = 0.01,
+    counterfactual: Annotated[
+        bool, typer.Option(help="Also compare the counterfactual checks (slow).")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Judge only; install nothing.")
+    ] = False,
+    company: CompanyOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """The release gate: evaluate the live company (--company) and the candidate the same way,
+    and install the candidate only if its conversation suite passes and no tracked metric
+    (intent accuracy, retrieval hit@1 and hit@5, ...) is worse beyond --tolerance. A refused
+    candidate changes nothing; exit status 1, with the report."""
+    from frontdesk.testing.release import ReleaseError, run_release
+
+    settings = _settings(company, data_dir)
+    try:
+        verdict = asyncio.run(
+            run_release(
+                settings,
+                candidate,
+                model_version=model_version,
+                tolerance=tolerance,
+                counterfactual=counterfactual,
+                apply=not dry_run,
+            )
+        )
+    except (ReleaseError, *CompanyFileError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if verdict.accepted:
+        done = (
+            "judged only (--dry-run)" if dry_run else "installed: " + ", ".join(verdict.installed)
+        )
+        console.print(f"[green]release accepted[/green]; {done}")
+    else:
+        console.print("[red]release refused[/red]:")
+        for reason in verdict.reasons:
+            console.print(f"  - {reason}")
+    console.print(f"report: {verdict.report}")
+    raise typer.Exit(0 if verdict.accepted else 1)
+
+
 def _company_of(paths: list[Path]) -> Path | None:
     """The company folder a tests folder sits in (examples/demo-store/tests -> demo-store)."""
     for path in paths:
@@ -463,9 +525,13 @@ _learning()
 
 
 def _analytics() -> None:
-    from frontdesk.cli_analytics import analytics_app
+    from frontdesk.cli_analytics import analytics_app, experiments_app
 
     app.add_typer(analytics_app, name="analytics")
+    app.add_typer(experiments_app, name="experiments")
+    from frontdesk.cli_insights import insights_app
+
+    app.add_typer(insights_app, name="insights")
 
 
 _analytics()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -125,3 +126,116 @@ def show_kpis(
         f"  revenue {found['revenue']:.2f}, leads {found['leads']}, "
         f"CSAT ratings {found['csat_count']}"
     )
+
+
+experiments_app = typer.Typer(
+    help="A/B experiments: start one from a file, compare its variants, stop it, promote the "
+    "winner through the release gate.",
+    no_args_is_help=True,
+)
+
+
+def _experiment_error(exc: Exception) -> typer.Exit:
+    console.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(1)
+
+
+@experiments_app.command("start")
+def experiments_start(
+    file: Annotated[
+        Path, typer.Argument(help="The experiment (YAML).", exists=True, dir_okay=False)
+    ],
+    company: CompanyOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Start an A/B experiment. A running service picks it up within
+    FRONTDESK_ANALYTICS_ROLLUP_SECONDS; new conversations are split between its variants."""
+    from frontdesk.actions.experiments import do_start_experiment
+    from frontdesk.company.experiments import ExperimentError, parse_experiment
+
+    settings = _settings(company, data_dir)
+    try:
+        spec = parse_experiment(file.read_text(encoding="utf-8"), str(file))
+        started = asyncio.run(
+            _with_service(
+                settings, lambda fd: do_start_experiment(fd, spec.model_dump(mode="json"))
+            )
+        )
+    except ExperimentError as exc:
+        raise _experiment_error(exc) from exc
+    split = ", ".join(f"{k} {v:g}" for k, v in started["weights"].items())
+    console.print(f"experiment {started['name']} started: {split}")
+
+
+@experiments_app.command("list")
+def experiments_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    company: CompanyOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Every experiment with its variants compared with the control (run `frontdesk
+    analytics rollup` first for the newest numbers)."""
+    from frontdesk.actions.experiments import do_list_experiments
+
+    settings = _settings(company, data_dir)
+    found = asyncio.run(_with_service(settings, do_list_experiments))
+    if as_json:
+        print(json.dumps({"experiments": found}, indent=2))
+        return
+    if not found:
+        print("no experiments")
+    for experiment in found:
+        ended = f", winner {experiment['winner']}" if experiment["winner"] else ""
+        print(
+            f"{experiment['name']} ({experiment['status']}{ended}) since {experiment['started_at']}"
+        )
+        for variant, side in experiment["comparison"]["variants"].items():
+            print(f"  {variant:<16} {side['conversations']:>6} conversations")
+        for comparison in experiment["comparison"]["comparisons"]:
+            print(f"  {comparison['summary']}")
+
+
+@experiments_app.command("stop")
+def experiments_stop(
+    name: Annotated[str, typer.Argument(help="The experiment.")],
+    winner: Annotated[str | None, typer.Option("--winner", help="The variant that won.")] = None,
+    promote: Annotated[
+        bool,
+        typer.Option("--promote", help="Send the winner through the release gate now."),
+    ] = False,
+    company: CompanyOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Stop an experiment (every conversation goes back to the live setup); with --promote,
+    install the winner if the release gate accepts it."""
+    from frontdesk.actions.experiments import do_promote, do_stop_experiment
+    from frontdesk.company.experiments import ExperimentError
+
+    if promote and winner is None:
+        raise typer.BadParameter("--promote needs --winner")
+    settings = _settings(company, data_dir)
+
+    async def work(fd: Any) -> dict[str, Any]:
+        stopped: dict[str, Any] = await do_stop_experiment(fd, name, winner)
+        if promote:
+            stopped = await do_promote(fd, name)
+        return stopped
+
+    try:
+        stopped = asyncio.run(_with_service(settings, work))
+    except ExperimentError as exc:
+        raise _experiment_error(exc) from exc
+    console.print(f"experiment {name} stopped" + (f", winner {winner}" if winner else ""))
+    promotion = stopped.get("promotion")
+    if promotion:
+        if promotion["accepted"]:
+            installed = ", ".join(promotion["installed"]) or "nothing to change"
+            console.print(f"[green]promoted[/green]: {installed}")
+        else:
+            console.print("[red]promotion refused[/red]:")
+            for reason in promotion["reasons"]:
+                console.print(f"  - {reason}")
+        if promotion.get("report"):
+            console.print(f"report: {promotion['report']}")
+        if not promotion["accepted"]:
+            raise typer.Exit(1)

@@ -12,6 +12,7 @@ import re
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
@@ -38,6 +39,22 @@ log = logging.getLogger("frontdesk")
 
 # How close a question must be to a reviewed one for its approved answer to be used.
 APPROVED_SIMILARITY = 0.9
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What a conversation's turns run with: the live setup, or an A/B variant's."""
+
+    guidelines: Guidelines
+    flows: Flows
+    intents: IntentModel | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunningExperiment:
+    name: str
+    spec: Any  # company.experiments.ExperimentSpec
+    profiles: dict[str, Profile]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +105,7 @@ class Frontdesk:
         self.catalog: Catalog | None = None
         self.products: tuple[ProductRecord, ...] = ()
         self.flows: Flows = Flows()
+        self.experiment: RunningExperiment | None = None
         # Agents with the console open in this worker: user id -> open sockets.
         self.presence: dict[str, int] = {}
         self.speller = Speller.from_texts(())
@@ -128,6 +146,7 @@ class Frontdesk:
         await self.load_store()
         if self.settings.intent_model:
             self.intents = await asyncio.to_thread(self._load_intents, self.settings.intent_model)
+        await self.load_experiment()
         if load_knowledge:
             await self.reload_knowledge()
             if self.settings.knowledge_refresh_seconds > 0:
@@ -201,6 +220,56 @@ class Frontdesk:
         best = int(np.argmax(scores))
         return self._approved[best] if scores[best] >= APPROVED_SIMILARITY else None
 
+    @property
+    def profile(self) -> Profile:
+        return Profile(self.guidelines, self.flows, self.intents)
+
+    def profile_for(self, state: dict[str, Any]) -> Profile:
+        """The setup of a conversation: its A/B variant's while its experiment runs."""
+        assigned = state.get("experiment")
+        running = self.experiment
+        if (
+            running is not None
+            and isinstance(assigned, dict)
+            and assigned.get("name") == running.name
+        ):
+            found = running.profiles.get(str(assigned.get("variant")))
+            if found is not None:
+                return found
+        return self.profile
+
+    async def load_experiment(self) -> None:
+        """Load the running A/B experiment (at most one), building each variant's setup."""
+        from frontdesk.adapters.store.tables import ExperimentRow
+        from frontdesk.company.experiments import ExperimentSpec, build_variant
+
+        row = await self.db.run(
+            lambda s: s.execute(
+                select(ExperimentRow.name, ExperimentRow.definition).where(
+                    ExperimentRow.status == "running"
+                )
+            ).first()
+        )
+        if row is None:
+            self.experiment = None
+            return
+        if self.experiment is not None and self.experiment.name == row[0]:
+            return
+        spec = ExperimentSpec.model_validate(row[1])
+        profiles: dict[str, Profile] = {}
+        for name in spec.variants:
+            setup = build_variant(self.settings.company_dir, spec, name)
+            intents = self.intents
+            if setup.intent_model_version is not None and self.settings.intent_model:
+                version = setup.intent_model_version
+                intents = await asyncio.to_thread(
+                    self._load_intents, self.settings.intent_model, version
+                )
+            profiles[name] = Profile(setup.guidelines, setup.flows, intents)
+        profiles[spec.control] = self.profile
+        self.experiment = RunningExperiment(spec.name, spec, profiles)
+        log.info("A/B experiment %s running: %s", spec.name, ", ".join(spec.variants))
+
     def _build_speller(self) -> Speller:
         """The spelling vocabulary: the help centre, the catalog and the flows' texts."""
         texts = self.retriever.texts() if self._retriever is not None else []
@@ -229,8 +298,8 @@ class Frontdesk:
     def registry(self) -> ModelRegistry:
         return ModelRegistry(self.settings.data_dir / "models")
 
-    def _load_intents(self, name: str) -> IntentModel:
-        version = self.registry.get("intents", name)
+    def _load_intents(self, name: str, number: int | None = None) -> IntentModel:
+        version = self.registry.get("intents", name, number)
         model = IntentModel.load(version.path)
         if model.encoder != self.embedder.name:
             raise RegistryError(
@@ -273,6 +342,7 @@ class Frontdesk:
         from frontdesk.analytics.alerts import check_alerts
         from frontdesk.analytics.rollup import run_rollup
 
+        await self.load_experiment()  # started or stopped from the command line
         await resolve_idle(self)
         await run_rollup(self)
         await check_alerts(self)

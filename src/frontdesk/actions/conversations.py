@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 from frontdesk.actions import pseudonyms
 from frontdesk.actions.console import HandoffPlan, announce, apply_handoff, summarize
 from frontdesk.adapters.store import repository as repo
+from frontdesk.company.experiments import assign
+from frontdesk.company.guidelines import Guidelines
 from frontdesk.core.ports import Vector
 from frontdesk.core.types import (
     ArticleId,
@@ -32,7 +34,7 @@ from frontdesk.pipeline.decide import Action, Decision, decide, overrides
 from frontdesk.pipeline.guard import Guarded, guard
 from frontdesk.pipeline.respond import Draft, respond
 from frontdesk.pipeline.understand import needs_knowledge, understand
-from frontdesk.service import Frontdesk
+from frontdesk.service import Frontdesk, Profile
 
 
 class ConversationNotFound(LookupError):
@@ -77,9 +79,23 @@ def check_text(text: str, limit: int) -> str:
 
 
 async def do_create_conversation(fd: Frontdesk, channel: str) -> Conversation:
+    running = fd.experiment
+
     def work(session: Session) -> Conversation:
         conversation = repo.create_conversation(session, channel)
         repo.append_event(session, "conversation_opened", {"channel": channel}, conversation.id)
+        if running is not None:
+            # An A/B experiment runs: the conversation gets its variant for good.
+            variant = assign(running.spec, conversation.id)
+            state = {"experiment": {"name": running.name, "variant": variant}}
+            repo.update_conversation(session, conversation.id, state=state)
+            repo.append_event(
+                session,
+                "experiment_assigned",
+                {"experiment": running.name, "variant": variant},
+                conversation.id,
+            )
+            conversation = replace(conversation, state=state)
         return conversation
 
     return await fd.db.run(work)
@@ -342,31 +358,33 @@ async def _think(
     """context -> understand -> (flow step | decide -> respond) -> guard. Only a flow's tool
     calls touch the database; everything else is in memory."""
     settings = fd.settings
+    profile = fd.profile_for(received.conversation.state)  # live, or its A/B variant
+    guidelines = profile.guidelines
     context = context_stage.build(received.conversation, received.history, settings.history_turns)
     passages = []
     intent = None
     if vector is not None:
         passages = fd.retriever.search_vector(text, vector, settings.retrieval_top_k)
-        if fd.intents is not None:
-            intent = fd.intents.predict_one(text, vector)
+        if profile.intents is not None:
+            intent = profile.intents.predict_one(text, vector)
     earlier = [m.text for m in received.history if m.role is Role.CUSTOMER]
     understanding = understand(
         text,
         passages,
-        fd.guidelines,
+        guidelines,
         intent=intent,
         earlier=earlier,
         catalog=fd.catalog,
         typed=received.message.text,
     )
-    open_now = fd.guidelines.working_hours.is_open(utcnow())
+    open_now = guidelines.working_hours.is_open(utcnow())
     # A request for a person, an answer to the offer of one, a sensitive topic or frustration
     # goes to decide(); everything else meets the flows and the approved answers first.
-    first = not overrides(context, understanding, fd.guidelines)
+    first = not overrides(context, understanding, guidelines)
     flow = None
     if first:
         flow = await flow_engine.handle(
-            _runtime(fd, received.conversation.id),
+            _runtime(fd, received.conversation.id, profile),
             context.state,
             flow_engine.TurnInput(
                 text=fd.speller.correct(received.message.text),
@@ -391,11 +409,11 @@ async def _think(
             grounded_in=approved.answer,
         )
     elif flow is not None:
-        decision, draft = _flow_decision(flow, understanding, fd, open_now)
+        decision, draft = _flow_decision(flow, understanding, guidelines, open_now)
     else:
-        decision = decide(context, understanding, fd.guidelines, settings.answer_threshold, text)
-        draft = respond(decision, understanding, fd.guidelines, open_now=open_now)
-    checked = guard(draft, fd.guidelines)
+        decision = decide(context, understanding, guidelines, settings.answer_threshold, text)
+        draft = respond(decision, understanding, guidelines, open_now=open_now)
+    checked = guard(draft, guidelines)
     meta: dict[str, Any] = {
         "action": decision.action.value,
         "reason": decision.reason,
@@ -428,23 +446,23 @@ def _answered(state: dict[str, Any]) -> dict[str, Any]:
     return carried
 
 
-def _runtime(fd: Frontdesk, conversation_id: str) -> flow_engine.Runtime:
+def _runtime(fd: Frontdesk, conversation_id: str, profile: Profile) -> flow_engine.Runtime:
     from frontdesk.actions.shop import ShopBackend
 
     return flow_engine.Runtime(
-        flows=fd.flows,
+        flows=profile.flows,
         backend=ShopBackend(fd),
         conversation_id=conversation_id,
-        guidelines=fd.guidelines,
+        guidelines=profile.guidelines,
         threshold=fd.settings.answer_threshold,
         catalog=fd.catalog,
         products=fd.products,
-        high_value=fd.guidelines.escalation.high_value_order,
+        high_value=profile.guidelines.escalation.high_value_order,
     )
 
 
 def _flow_decision(
-    flow: flow_engine.FlowReply, understanding: Any, fd: Frontdesk, open_now: bool
+    flow: flow_engine.FlowReply, understanding: Any, guidelines: Guidelines, open_now: bool
 ) -> tuple[Decision, Draft]:
     state = dict(flow.state)
     state["low_confidence_streak"] = 0
@@ -454,14 +472,14 @@ def _flow_decision(
     if flow.handoff:
         state.pop("flows", None)
         decision = Decision(Action.HANDOFF, flow.reason, state)
-        handoff = respond(decision, understanding, fd.guidelines, open_now=open_now)
+        handoff = respond(decision, understanding, guidelines, open_now=open_now)
         text = "\n\n".join(t for t in (flow.text, handoff.text) if t)
         return decision, Draft(
             text, flow.citations, handoff=True, grounded_in=flow.grounded, cited_text=flow.grounded
         )
     decision = Decision(Action.FLOW, flow.reason, state)
     return decision, Draft(
-        flow.text or fd.guidelines.texts.fallback,
+        flow.text or guidelines.texts.fallback,
         flow.citations,
         handoff=False,
         grounded_in=flow.grounded,

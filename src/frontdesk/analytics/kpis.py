@@ -21,7 +21,7 @@ from frontdesk.analytics.rollup import CURSOR, TOP_BUCKET, bucket_bounds
 from frontdesk.company.guidelines import KpiTargets
 
 Metrics = dict[str, float]
-DIMENSIONS = ("channel", "intent", "flow", "agent", "handoff_reason")
+DIMENSIONS = ("channel", "intent", "flow", "agent", "handoff_reason", "variant")
 Grain = Literal["day", "week"]
 
 

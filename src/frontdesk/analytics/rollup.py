@@ -9,7 +9,7 @@ run starts at the cursor: nothing is counted twice or lost.
 Every number belongs to the day the conversation was opened (in the company's timezone), so
 that the rates of a date range are taken over the conversations opened in it. Each event adds
 to the row of every dimension the conversation has by then: all, channel, and, once known,
-its intent, flow and agent (and for handoffs, the reason).
+its intent, flow, agent and A/B variant (and for handoffs, the reason).
 
 Response times go into a log-scale histogram (20 buckets a decade) as well as into sums, so
 that medians come from counts too (within 6% of the exact value).
@@ -84,6 +84,7 @@ class _State:
     resolved_by: str | None = None
     bot_counted: bool = False
     converted: bool = False
+    variant: str | None = None  # "experiment:variant" of an A/B experiment
     known: list[tuple[str, str]] | None = None  # dims(), until a dimension is set
 
     def dims(self) -> list[tuple[str, str]]:
@@ -95,6 +96,8 @@ class _State:
                 found.append(("flow", self.flow))
             if self.agent:
                 found.append(("agent", self.agent))
+            if self.variant:
+                found.append(("variant", self.variant))
             self.known = found
         return self.known
 
@@ -114,6 +117,7 @@ class _State:
             "resolved_by": self.resolved_by,
             "bot_counted": self.bot_counted,
             "converted": self.converted,
+            "variant": self.variant,
         }
 
 
@@ -266,6 +270,7 @@ class _Batch:
             return
         self.add(state, "csat_n")
         self.add(state, "csat_sum", score)
+        self.add(state, "csat_sq", score * score)
         self.add(state, f"csat_{score}")
 
     def conversion(self, state: _State, payload: dict[str, Any], at: datetime) -> None:
@@ -275,6 +280,11 @@ class _Batch:
         if not state.converted:
             state.converted = True
             self.add(state, "conversions")
+
+    def experiment_assigned(self, state: _State, payload: dict[str, Any], at: datetime) -> None:
+        name, variant = payload.get("experiment"), payload.get("variant")
+        if name and variant:
+            self._dimension(state, "variant", f"{name}:{variant}")
 
     def lead_captured(self, state: _State, payload: dict[str, Any], at: datetime) -> None:
         self.add(state, "leads")
@@ -295,6 +305,7 @@ _HANDLERS: dict[str, Callable[[_Batch, _State, dict[str, Any], datetime], None]]
         "conversation_reopened",
         "csat_submitted",
         "conversion",
+        "experiment_assigned",
         "lead_captured",
         "guard_intervened",
     )
@@ -338,6 +349,7 @@ def _load_states(session: Session, ids: Sequence[str]) -> dict[str, _State]:
                 resolved_by=row.resolved_by,
                 bot_counted=row.bot_counted,
                 converted=row.converted,
+                variant=row.variant,
             )
     return states
 

@@ -7,11 +7,18 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, BackgroundTasks, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from frontdesk.actions.experiments import (
+    do_list_experiments,
+    do_promote,
+    do_start_experiment,
+    do_stop_experiment,
+)
 from frontdesk.adapters.store.tables import UserRow
 from frontdesk.analytics import kpis as kpi_queries
 from frontdesk.analytics.alerts import check_alerts, today_in
@@ -20,6 +27,7 @@ from frontdesk.api.console import Admin, Reviewer
 from frontdesk.api.csv_export import csv_response
 from frontdesk.api.errors import error_body
 from frontdesk.api.routes import FrontdeskDep
+from frontdesk.company.experiments import ExperimentError
 from frontdesk.service import Frontdesk
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
@@ -40,6 +48,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RangeError)
     async def _range_error(_request: Request, exc: RangeError) -> JSONResponse:
         return JSONResponse(error_body("invalid_range", str(exc)), status_code=422)
+
+    @app.exception_handler(ExperimentError)
+    async def _experiment_error(_request: Request, exc: ExperimentError) -> JSONResponse:
+        return JSONResponse(error_body("experiment", str(exc)), status_code=exc.status)
 
 
 def _range(fd: Frontdesk, start: date | None, end: date | None) -> tuple[date, date]:
@@ -194,3 +206,106 @@ async def rollup_now(user: Admin, fd: FrontdeskDep) -> dict[str, Any]:
     report = await run_rollup(fd, lag_seconds=0)
     raised = await check_alerts(fd)
     return {**report.public(), "alerts_raised": len(raised)}
+
+
+# --- A/B experiments -----------------------------------------------------------------------
+
+
+class StopBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    winner: str | None = Field(default=None, description="The variant that won, if any.")
+    promote: bool = Field(
+        default=False, description="Send the winner through the release gate (in the background)."
+    )
+
+
+@router.get("/experiments")
+async def experiments(user: Reviewer, fd: FrontdeskDep, format: FormatQ = "json") -> Any:
+    """Every experiment, newest first, its variants compared with the control: each KPI with
+    its 95% interval, each difference with its interval and a verdict (better, worse, not yet
+    known)."""
+    found = await do_list_experiments(fd)
+    if format == "csv":
+        rows = []
+        for experiment in found:
+            comparison = experiment["comparison"]
+            verdicts = {
+                (c["variant"], m["metric"]): m
+                for c in comparison["comparisons"]
+                for m in c["metrics"]
+            }
+            for variant, side in comparison["variants"].items():
+                for metric in (
+                    "bot_resolution_rate",
+                    "handoff_rate",
+                    "conversion_rate",
+                    "csat_average",
+                ):
+                    cell = side[metric]
+                    against = verdicts.get((variant, metric), {})
+                    rows.append(
+                        {
+                            "experiment": experiment["name"],
+                            "variant": variant,
+                            "metric": metric,
+                            "value": cell["value"],
+                            "low": cell["low"],
+                            "high": cell["high"],
+                            "n": cell["n"],
+                            "difference": against.get("difference"),
+                            "verdict": against.get("verdict", "control"),
+                        }
+                    )
+        columns = [
+            "experiment",
+            "variant",
+            "metric",
+            "value",
+            "low",
+            "high",
+            "n",
+            "difference",
+            "verdict",
+        ]
+        return csv_response(rows, columns, "experiments")
+    return {"experiments": found}
+
+
+@router.post("/experiments", status_code=201)
+async def start_experiment(definition: dict[str, Any], user: Admin, fd: FrontdeskDep) -> Any:
+    """Start an experiment (the same fields as an experiment file, as JSON). 409 while another
+    one runs."""
+    return await do_start_experiment(fd, definition, user.id)
+
+
+@router.post("/experiments/{name}/stop")
+async def stop_experiment(
+    name: str, user: Admin, fd: FrontdeskDep, tasks: BackgroundTasks, body: StopBody | None = None
+) -> Any:
+    """Stop an experiment, naming its winner; with ``promote`` the winner goes through the
+    release gate in the background (its outcome appears as ``promotion``)."""
+    wanted = body or StopBody()
+    if wanted.promote and wanted.winner is None:
+        raise ExperimentError("name the winner to promote it")
+    stopped = await do_stop_experiment(fd, name, wanted.winner, user.id)
+    if wanted.promote:
+        tasks.add_task(_promote, fd, name, user.id)
+        stopped["promotion"] = {"status": "running"}
+    return stopped
+
+
+async def _promote(fd: Frontdesk, name: str, user_id: str) -> None:
+    try:
+        await do_promote(fd, name, user_id)
+    except Exception as error:  # recorded with the experiment, shown on the dashboard
+        from frontdesk.adapters.store.tables import ExperimentRow
+
+        failure = f"promotion failed: {error}"
+
+        def record(session: Session) -> None:
+            row = session.get(ExperimentRow, name)
+            if row is not None:
+                row.promotion = {"accepted": False, "reasons": [failure]}
+
+        await fd.db.run(record)

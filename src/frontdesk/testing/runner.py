@@ -217,6 +217,10 @@ class Workspace:
             if company is not None and (company / "knowledge").is_dir():
                 report = await fd.ingest(company / "knowledge")
                 say(f"knowledge: {report.articles} articles, {report.chunks} chunks")
+            accepted = settings.data_dir / "knowledge"  # accepted knowledge gaps
+            if accepted.is_dir():
+                report = await fd.ingest(accepted)
+                say(f"accepted knowledge gaps: {report.articles} entries")
         finally:
             await fd.close()
         workspace = cls(scratch, embedder, folder)

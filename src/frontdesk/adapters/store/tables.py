@@ -363,6 +363,7 @@ class AnalyticsConversationRow(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(16))
     bot_counted: Mapped[bool] = mapped_column(Boolean)
     converted: Mapped[bool] = mapped_column(Boolean)
+    variant: Mapped[str | None] = mapped_column(String(128))  # "experiment:variant"
 
 
 class AnalyticsCountRow(Base):
@@ -408,3 +409,17 @@ class InsightSnapshotRow(Base):
     end: Mapped[str] = mapped_column(String(10))
     payload: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
+
+
+class ExperimentRow(Base):
+    """An A/B experiment: its variants and split (the definition), and how it ended."""
+
+    __tablename__ = "experiments"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    definition: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))  # running | stopped
+    started_at: Mapped[datetime]
+    stopped_at: Mapped[datetime | None]
+    winner: Mapped[str | None] = mapped_column(String(64))
+    promotion: Mapped[dict[str, Any] | None]

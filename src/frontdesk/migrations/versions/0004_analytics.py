@@ -1,5 +1,5 @@
-"""Satisfaction and insight: CSAT, the rollup's cursor, state and count tables, knowledge gaps
-and insight snapshots.
+"""Satisfaction and insight: CSAT, the rollup's cursor, state and count tables, knowledge gaps,
+insight snapshots and A/B experiments.
 
 Revision ID: 0004
 Revises: 0003
@@ -56,6 +56,7 @@ def upgrade() -> None:
         sa.Column("resolved_by", sa.String(16)),
         sa.Column("bot_counted", sa.Boolean(), nullable=False),
         sa.Column("converted", sa.Boolean(), nullable=False),
+        sa.Column("variant", sa.String(128)),
     )
     # Read by dimension and range of days: the key starts with them, and on SQLite the rows
     # are stored in key order (WITHOUT ROWID).
@@ -84,6 +85,16 @@ def upgrade() -> None:
         sa.Column("updated_at", TS, nullable=False),
     )
     op.create_table(
+        "experiments",
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("definition", sa.JSON(), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("started_at", TS, nullable=False),
+        sa.Column("stopped_at", TS),
+        sa.Column("winner", sa.String(64)),
+        sa.Column("promotion", sa.JSON()),
+    )
+    op.create_table(
         "analytics_insights",
         sa.Column("id", BIGID, primary_key=True, autoincrement=True),
         sa.Column("start", sa.String(10), nullable=False),
@@ -96,6 +107,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in (
         "analytics_insights",
+        "experiments",
         "knowledge_gaps",
         "analytics_counts",
         "analytics_conversations",
