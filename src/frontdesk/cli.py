@@ -525,10 +525,11 @@ _learning()
 
 
 def _analytics() -> None:
-    from frontdesk.cli_analytics import analytics_app, experiments_app
+    from frontdesk.cli_analytics import analytics_app, experiments_app, reviews_app
 
     app.add_typer(analytics_app, name="analytics")
     app.add_typer(experiments_app, name="experiments")
+    app.add_typer(reviews_app, name="reviews")
     from frontdesk.cli_insights import insights_app
 
     app.add_typer(insights_app, name="insights")

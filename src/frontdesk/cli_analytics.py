@@ -239,3 +239,33 @@ def experiments_stop(
             console.print(f"report: {promotion['report']}")
         if not promotion["accepted"]:
             raise typer.Exit(1)
+
+
+reviews_app = typer.Typer(
+    help="Reviewers' corrections: save one as a regression test.", no_args_is_help=True
+)
+
+
+@reviews_app.command("save-test")
+def reviews_save_test(
+    review_id: Annotated[int, typer.Argument(help="The review (with a correction).")],
+    to: Annotated[
+        Path | None,
+        typer.Option("--to", help="The test file (default: DATA_DIR/tests/reviews.yaml)."),
+    ] = None,
+    company: CompanyOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Save a reviewer's correction as a conversation test: the customer's question must get
+    the approved answer. Run it with `frontdesk test` like any other test file."""
+    from frontdesk.actions.reviews import ReviewError, do_save_review_test
+
+    settings = _settings(company, data_dir)
+    try:
+        saved = asyncio.run(
+            _with_service(settings, lambda fd: do_save_review_test(fd, review_id, to))
+        )
+    except ReviewError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"saved as a regression test in {saved}")

@@ -8,18 +8,21 @@ the newest version answers."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.store import people
-from frontdesk.adapters.store.tables import MessageRow
+from frontdesk.adapters.store.tables import MessageRow, ReviewRow
 from frontdesk.service import Frontdesk
+from frontdesk.testing.regressions import REVIEW_HEADER, review_conversation, save_conversation
 
 RATINGS = ("good", "wrong", "outdated", "incomplete")
 
@@ -116,13 +119,21 @@ async def review_queue(fd: Frontdesk) -> list[ReviewItem]:
 
 
 async def do_review(
-    fd: Frontdesk, user: people.User, message_id: str, rating: str, correction: str | None
+    fd: Frontdesk,
+    user: people.User,
+    message_id: str,
+    rating: str,
+    correction: str | None,
+    *,
+    save_test: bool = False,
 ) -> dict[str, Any]:
     if rating not in RATINGS:
         raise ReviewError(f"rating must be one of {', '.join(RATINGS)}")
     correction = (correction or "").strip() or None
     if rating == "wrong" and correction is None:
         raise ReviewError("a wrong answer needs the corrected answer")
+    if save_test and correction is None:
+        raise ReviewError("only a correction can be saved as a regression test")
 
     def find(session: Session) -> tuple[MessageRow, MessageRow | None]:
         bot = session.get(MessageRow, message_id)
@@ -171,4 +182,31 @@ async def do_review(
     result = await fd.db.run(work)
     if "approved_answer" in result:
         await fd.load_approved_answers()
+        if save_test:
+            saved = await do_save_review_test(fd, result["review"]["id"])
+            result["regression_test"] = str(saved)
     return result
+
+
+def default_tests_path(fd: Frontdesk) -> Path:
+    return fd.settings.data_dir / "tests" / "reviews.yaml"
+
+
+async def do_save_review_test(fd: Frontdesk, review_id: int, path: Path | None = None) -> Path:
+    """Save a reviewer's correction as a regression test: the customer's question must now
+    get the approved answer (``frontdesk test`` runs with the live approved answers)."""
+
+    def find(session: Session) -> tuple[str, str]:
+        review = session.get(ReviewRow, review_id)
+        if review is None or not review.correction:
+            raise ReviewError(f"no review with a correction has the id {review_id}")
+        bot = session.get(MessageRow, review.message_id)
+        question = session.get(MessageRow, bot.reply_to) if bot and bot.reply_to else None
+        if question is None:
+            raise ReviewError(f"review {review_id}: the customer's question is gone")
+        return question.text, review.correction
+
+    question, answer = await fd.db.run(find)
+    target = path or default_tests_path(fd)
+    conversation = review_conversation(review_id, question, answer)
+    return await asyncio.to_thread(save_conversation, target, conversation, REVIEW_HEADER)

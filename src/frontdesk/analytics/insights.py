@@ -40,7 +40,6 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
-import yaml
 from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
@@ -59,7 +58,8 @@ from frontdesk.knowledge.documents import load_faq, slugify
 from frontdesk.knowledge.ingest import ingest_documents
 from frontdesk.pipeline.privacy import TOKEN_RE
 from frontdesk.service import Frontdesk
-from frontdesk.testing.suites import SuiteError, parse_suite
+from frontdesk.testing.regressions import save_conversation
+from frontdesk.testing.suites import SuiteError
 
 Labels = npt.NDArray[np.intp]
 
@@ -1106,29 +1106,16 @@ async def sync_accepted_knowledge(fd: Frontdesk) -> int:
 
 def save_regression_test(path: Path, gap_id: int, question: str, article_id: str) -> Path:
     """Add (or replace) a conversation test: the question is answered, citing the entry."""
-    name = f"knowledge gap {gap_id}: {question[:80]}"
-    conversations: list[Any] = []
-    if path.exists():
-        text = path.read_text(encoding="utf-8")
-        parse_suite(text, str(path))  # refuse to rewrite a file that is not a test file
-        conversations = list((yaml.safe_load(text) or {}).get("conversations") or [])
-    conversations = [c for c in conversations if c.get("name") != name]
-    conversations.append(
-        {
-            "name": name,
-            "tags": ["knowledge-gap"],
-            "turns": [{"say": question, "expect": {"action": "answer", "citation": article_id}}],
-        }
-    )
-    body = yaml.safe_dump({"conversations": conversations}, sort_keys=False, allow_unicode=True)
+    conversation = {
+        "name": f"knowledge gap {gap_id}: {question[:80]}",
+        "tags": ["knowledge-gap"],
+        "turns": [{"say": question, "expect": {"action": "answer", "citation": article_id}}],
+    }
     header = (
         "# Questions the bot once could not answer, answered since from accepted knowledge\n"
         "# gaps. Written by Frontdesk (`frontdesk insights gaps accept --save-test`).\n"
     )
-    parse_suite(body, str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(header + body, encoding="utf-8")
-    return path
+    return save_conversation(path, conversation, header)
 
 
 async def accept_gap(

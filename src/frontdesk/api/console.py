@@ -121,6 +121,9 @@ class Review(_Body):
     message_id: str = Field(min_length=1, max_length=36)
     rating: str
     correction: str | None = Field(default=None, max_length=4000)
+    save_test: bool = Field(
+        default=False, description="Also save the correction as a regression test."
+    )
 
 
 # --- pages ---------------------------------------------------------------------------------
@@ -128,10 +131,19 @@ class Review(_Body):
 
 @pages.get("/console")
 @pages.get("/console/login")
-@pages.get("/console/analytics")
 async def console_page() -> FileResponse:
     return FileResponse(
         WEB / "templates" / "console.html",
+        media_type="text/html",
+        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"},
+    )
+
+
+@pages.get("/console/analytics")
+async def analytics_page() -> FileResponse:
+    """The KPI dashboard (admins and reviewers; its script sends others to sign in)."""
+    return FileResponse(
+        WEB / "templates" / "analytics.html",
         media_type="text/html",
         headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"},
     )
@@ -361,7 +373,9 @@ async def review_queue(user: Reviewer, fd: FrontdeskDep) -> Any:
 
 @router.post("/reviews", status_code=201)
 async def review(body: Review, user: Reviewer, fd: FrontdeskDep) -> Any:
-    return await reviews.do_review(fd, user, body.message_id, body.rating, body.correction)
+    return await reviews.do_review(
+        fd, user, body.message_id, body.rating, body.correction, save_test=body.save_test
+    )
 
 
 @router.get("/approved-answers")

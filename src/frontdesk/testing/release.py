@@ -186,6 +186,8 @@ async def run_release(
             updates["data_dir"] = await asyncio.to_thread(
                 _staged_models, settings, model_version, scratch
             )
+            # The live database still (its approved answers, its accepted knowledge gaps).
+            updates["database_url"] = settings.resolved_database_url
         baseline = await gather_report(settings, counterfactual)
         proposed = await gather_report(settings.model_copy(update=updates), counterfactual)
     finally:

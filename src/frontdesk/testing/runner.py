@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from frontdesk.actions.conversations import do_create_conversation, do_receive_customer_message
@@ -221,6 +221,9 @@ class Workspace:
             if accepted.is_dir():
                 report = await fd.ingest(accepted)
                 say(f"accepted knowledge gaps: {report.articles} entries")
+            copied = await _copy_approved_answers(settings, fd)
+            if copied:
+                say(f"approved answers: {copied} from the live database")
         finally:
             await fd.close()
         workspace = cls(scratch, embedder, folder)
@@ -257,6 +260,50 @@ class Workspace:
             copy.unlink(missing_ok=True)
             result.seconds = time.perf_counter() - started
         return result
+
+
+async def _copy_approved_answers(live: Settings, fd: Frontdesk) -> int:
+    """The reviewers' active approved answers of the live database, copied into the scratch
+    one: they answer before the help centre, so the suite runs with them (none when the live
+    database does not exist yet)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from frontdesk.adapters.store import people
+    from frontdesk.adapters.store.database import Database
+    from frontdesk.adapters.store.tables import ApprovedAnswerRow
+
+    url = make_url(live.resolved_database_url)
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database or "")
+        if not url.database or not await asyncio.to_thread(path.exists):
+            return 0
+    database = Database(live.resolved_database_url)
+    try:
+        rows = await database.run(
+            lambda s: [
+                {
+                    "key": r.key,
+                    "question": r.question,
+                    "answer": r.answer,
+                    "version": r.version,
+                    "active": True,
+                    "embedder": r.embedder,
+                    "embedding": r.embedding,
+                    "review_id": None,
+                    "created_by": r.created_by,
+                    "created_at": r.created_at,
+                }
+                for r in people.approved_answers(s, active_only=True)
+            ]
+        )
+    except (SQLAlchemyError, OSError):  # an older or unreachable live database: none
+        return 0
+    finally:
+        await database.dispose()
+    if rows:
+        await fd.db.run(lambda s: s.execute(insert(ApprovedAnswerRow), rows))
+    return len(rows)
 
 
 async def _check_database(fd: Frontdesk, number: int, said: str, expect: Expect) -> list[Failure]:

@@ -154,6 +154,9 @@
     loginPassword.value = '';
     let csrf = r.data.csrf;
     if (!csrf) { const me = await api('GET', '/me'); csrf = me.ok && me.data ? me.data.csrf : null; }
+    const next = new URLSearchParams(location.search).get('next') || '';
+    // Back to the console page that sent the user here (same origin, /console/... only).
+    if (/^\/console\/[a-z]/.test(next) && !/^\/console\/login\b/.test(next)) { location.replace(next); return; }
     if (/\/console\/login\/?$/.test(location.pathname)) history.replaceState(null, '', '/console');
     startApp(r.data.user, csrf);
   });
@@ -179,9 +182,9 @@
     for (const t of QUEUE_TABS) $('queue-tab-' + t).hidden = !isAgent();
     $('tab-reviews').hidden = !isReviewer();
     $('tab-stats').hidden = !isAdmin();
+    $('tab-analytics').hidden = !isReviewer(); // its own page: /console/analytics
     clearNotice();
-    const analytics = isAdmin() && /\/console\/analytics\/?$/.test(location.pathname); // also serves this page
-    selectTab(analytics ? 'stats' : isAgent() ? 'waiting' : isReviewer() ? 'reviews' : 'stats');
+    selectTab(isAgent() ? 'waiting' : isReviewer() ? 'reviews' : 'stats');
     connectSocket();
     S.pollTimer = setInterval(poll, POLL_MS);
   }
@@ -204,7 +207,7 @@
   }
 
   // ---- Tabs ----
-  const tabButtons = Array.from(document.querySelectorAll('.tab'));
+  const tabButtons = Array.from(document.querySelectorAll('.tab[data-tab]'));
   tabButtons.forEach((b) => b.addEventListener('click', () => selectTab(b.dataset.tab)));
 
   function selectTab(tab) {

@@ -10,6 +10,10 @@
  * after a reload (localStorage) without losing or duplicating messages: every
  * message is keyed by its server `seq`, and every customer send by a
  * client_message_id generated once, so resends are idempotent.
+ * The customer can end the chat (header button, with a confirm step). Once the conversation is
+ * resolved (ended, a goodbye to the bot, resolved by an agent or left idle) the widget asks for
+ * a 1-5 rating once, in the company's wording from /api/widget/config; a rating given or
+ * skipped is remembered (server state + localStorage), so it is never asked twice.
  * Server text is only ever inserted with textContent (XSS-safe).
  */
 (() => {
@@ -23,6 +27,13 @@
   const TITLE = (script && script.dataset.title) || 'Chat with us';
   const START_OPEN = !!script && script.dataset.open === 'true';
   const STORAGE_KEY = 'frontdesk.conversation';
+  const CSAT_KEY = 'frontdesk.csat';  // {conversation id: 'rated' | 'skipped'}, newest last
+  const MAX_COMMENT = 1000;
+  const CSAT_DEFAULTS = {
+    question: 'How would you rate this conversation?',
+    comment: "Anything you'd like to tell us? (optional)",
+    thanks: 'Thank you for your feedback!',
+  };
   const MAX_LEN = 4000;
   const ROLES = new Set(['customer', 'bot', 'agent', 'system']);
 
@@ -44,7 +55,32 @@ button { font: inherit; cursor: pointer; }
 @keyframes fd-in { from { opacity: 0; transform: translateY(8px); } }
 header { display: flex; align-items: center; justify-content: space-between; gap: 8px;
   padding: 12px 10px 12px 16px; background: #0f766e; color: #fff; }
-h2 { margin: 0; font-size: 16px; font-weight: 600; }
+h2 { margin: 0; font-size: 16px; font-weight: 600; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.head-actions { display: flex; align-items: center; gap: 4px; flex: none; }
+.end { height: 30px; padding: 0 10px; border: 1px solid rgba(255,255,255,.55); border-radius: 8px;
+  background: transparent; color: #fff; font-size: 13px; font-weight: 500; }
+.end:hover { background: rgba(255,255,255,.18); }
+.confirm { display: flex; align-items: center; flex-wrap: wrap; gap: 8px; padding: 10px 14px;
+  border-bottom: 1px solid #fde68a; background: #fffbeb; color: #78350f; font-size: 13.5px; }
+.confirm p { flex: 1; min-width: 120px; margin: 0; }
+.btn-s { height: 32px; padding: 0 12px; border: 1px solid #cbd5e1; border-radius: 8px; background: #fff;
+  color: #1f2937; font-size: 13.5px; font-weight: 500; }
+.btn-s:hover { background: #f1f5f9; }
+.btn-s.primary { border-color: #0f766e; background: #0f766e; color: #fff; font-weight: 600; }
+.btn-s.primary:hover:not(:disabled) { background: #115e59; }
+.btn-s:disabled { opacity: .5; cursor: not-allowed; }
+.csat { margin-top: 12px; padding: 14px; border: 1px solid #99f6e4; border-radius: 12px; background: #fff;
+  box-shadow: 0 1px 3px rgba(15,23,42,.06); }
+.csat-q { margin: 0 0 8px; font-weight: 600; }
+.stars { display: flex; gap: 4px; margin: 0 0 10px; }
+.star { width: 40px; height: 40px; padding: 0; border: 1px solid #e2e8f0; border-radius: 10px; background: #fff;
+  color: #cbd5e1; font-size: 24px; line-height: 1; transition: color .1s ease, background .1s ease; }
+.star.on { color: #f59e0b; border-color: #fcd34d; background: #fffbeb; }
+.star:hover { border-color: #f59e0b; }
+.csat label { display: block; margin: 0 0 4px; font-size: 13px; color: #475569; }
+.csat textarea { display: block; width: 100%; min-height: 60px; max-height: 120px; resize: vertical; font-size: 14px; }
+.csat-actions { display: flex; justify-content: flex-end; gap: 8px; margin-top: 10px; }
+.csat-thanks { margin: 0; font-weight: 600; color: #115e59; text-align: center; }
 .close { width: 34px; height: 34px; border: 0; border-radius: 8px; background: transparent; color: #fff;
   font-size: 24px; line-height: 1; }
 .close:hover { background: rgba(255,255,255,.18); }
@@ -95,15 +131,38 @@ button:focus-visible, textarea:focus-visible, .scroll:focus-visible { outline: 3
   <button class="launcher" type="button" data-testid="fd-launcher" aria-label="Open chat"
     aria-expanded="false" aria-controls="fd-panel">${ICON}</button>
   <section class="panel" id="fd-panel" data-testid="fd-panel" role="dialog" aria-labelledby="fd-title" hidden>
-    <header><h2 id="fd-title"></h2><button class="close" type="button" aria-label="Close chat">×</button></header>
+    <header><h2 id="fd-title"></h2>
+      <div class="head-actions">
+        <button class="end" type="button" data-testid="fd-end" aria-controls="fd-confirm" aria-expanded="false" hidden>End chat</button>
+        <button class="close" type="button" aria-label="Close chat">×</button>
+      </div>
+    </header>
+    <div class="confirm" id="fd-confirm" data-testid="fd-end-prompt" role="alertdialog" aria-labelledby="fd-confirm-text" hidden>
+      <p id="fd-confirm-text">End this chat?</p>
+      <button class="btn-s primary" type="button" data-testid="fd-end-confirm">End chat</button>
+      <button class="btn-s" type="button" data-testid="fd-end-cancel">Cancel</button>
+    </div>
     <div class="scroll" tabindex="0">
       <div class="list" role="log" aria-live="polite"></div>
       <div class="row typing" data-testid="fd-typing" hidden>
         <div class="bubble" role="status" aria-label="Typing"><span class="dot"></span><span class="dot"></span><span class="dot"></span></div>
       </div>
+      <section class="csat" data-testid="fd-csat" aria-labelledby="fd-csat-q" hidden>
+        <div class="csat-form">
+          <p class="csat-q" id="fd-csat-q"></p>
+          <div class="stars" role="group" aria-labelledby="fd-csat-q"></div>
+          <label for="fd-csat-comment" id="fd-csat-comment-label"></label>
+          <textarea id="fd-csat-comment" data-testid="fd-csat-comment" rows="2" maxlength="${MAX_COMMENT}"></textarea>
+          <div class="csat-actions">
+            <button class="btn-s" type="button" data-testid="fd-csat-skip">Skip</button>
+            <button class="btn-s primary" type="button" data-testid="fd-csat-send" disabled>Send</button>
+          </div>
+        </div>
+        <p class="csat-thanks" data-testid="fd-csat-thanks" role="status" hidden></p>
+      </section>
     </div>
     <p class="error" role="alert" data-testid="fd-error" hidden></p>
-    <form novalidate>
+    <form class="composer" novalidate>
       <label class="sr" for="fd-input">Message</label>
       <textarea id="fd-input" data-testid="fd-input" rows="1" maxlength="${MAX_LEN}" placeholder="Type your message…"></textarea>
       <button class="send" type="submit" data-testid="fd-send">Send</button>
@@ -112,8 +171,23 @@ button:focus-visible, textarea:focus-visible, .scroll:focus-visible { outline: 3
 </div>`;
   const $ = (sel) => root.querySelector(sel);
   const launcher = $('.launcher'), panel = $('.panel'), scroller = $('.scroll'), list = $('.list');
-  const typing = $('.typing'), errorLine = $('.error'), form = $('form'), input = $('textarea');
+  const typing = $('.typing'), errorLine = $('.error'), form = $('form.composer'), input = $('#fd-input');
   $('#fd-title').textContent = TITLE;
+  const endBtn = $('[data-testid="fd-end"]'), confirmBar = $('.confirm');
+  const confirmBtn = $('[data-testid="fd-end-confirm"]'), cancelBtn = $('[data-testid="fd-end-cancel"]');
+  const csatCard = $('.csat'), csatForm = $('.csat-form'), csatThanks = $('.csat-thanks');
+  const csatComment = $('#fd-csat-comment'), csatSend = $('[data-testid="fd-csat-send"]');
+  const csatSkip = $('[data-testid="fd-csat-skip"]'), starBox = $('.stars');
+  const stars = [1, 2, 3, 4, 5].map((n) => {
+    const b = el('button', 'star', '★');
+    b.type = 'button';
+    b.dataset.testid = 'fd-csat-score-' + n;
+    b.dataset.score = String(n);
+    b.setAttribute('aria-label', n === 1 ? '1 star' : n + ' stars');
+    b.setAttribute('aria-pressed', 'false');
+    starBox.append(b);
+    return b;
+  });
 
   // ---- State ----
   let convId = null;
@@ -123,6 +197,9 @@ button:focus-visible, textarea:focus-visible, .scroll:focus-visible { outline: 3
   const pending = new Map();        // client_message_id -> {cmid, text, row, sentOn, inflight}
   let ws = null, retries = 0, retryTimer = null, starting = null, typingTimer = null;
   let errorKind = null;             // 'network' errors clear themselves on reconnect
+  let csatServer = null;            // the server's rating of this conversation, once known
+  let csatScore = 0, csatBusy = false, ending = false;
+  let config = null;                // GET /api/widget/config (wording), fetched once
 
   const store = {
     get() { try { return localStorage.getItem(STORAGE_KEY); } catch { return null; } },
@@ -200,6 +277,7 @@ button:focus-visible, textarea:focus-visible, .scroll:focus-visible { outline: 3
     const next = Array.from(list.children).find((r) => r.classList.contains('pending') || Number(r.dataset.seq) > m.seq);
     list.insertBefore(row, next || null);
     if (role === 'bot' || role === 'agent') hideTyping();
+    updateEnd();
     scrollDown();
   }
 
@@ -224,6 +302,9 @@ button:focus-visible, textarea:focus-visible, .scroll:focus-visible { outline: 3
       status = newStatus;
     }
     if (mode === 'human') hideTyping(); // a person's reply time is unknown
+    if (status === 'resolved') { hideTyping(); maybeAskCsat(); }
+    else if (csatThanks.hidden) hideCsat(); // reopened before rating: the card goes (it comes back on the next resolution)
+    updateEnd();
   }
 
   function showTyping() {
@@ -258,6 +339,188 @@ button:focus-visible, textarea:focus-visible, .scroll:focus-visible { outline: 3
 
   const NETWORK_ERROR = "Can't reach the chat server. Your message will be sent when the connection is back.";
 
+  // ---- Ending the chat ----
+  /** "End chat" shows while a conversation with messages in it is not resolved. */
+  function updateEnd() {
+    const show = !!convId && status !== 'resolved' && (rendered.size > 0 || pending.size > 0);
+    endBtn.hidden = !show;
+    if (!show) hideConfirm(false);
+  }
+
+  function showConfirm() {
+    confirmBar.hidden = false;
+    endBtn.setAttribute('aria-expanded', 'true');
+    confirmBtn.focus();
+  }
+  function hideConfirm(focusBack) {
+    if (confirmBar.hidden) return;
+    confirmBar.hidden = true;
+    endBtn.setAttribute('aria-expanded', 'false');
+    if (focusBack && !endBtn.hidden) endBtn.focus();
+  }
+
+  async function endChat() {
+    if (!convId || ending) return;
+    const id = convId;
+    ending = true;
+    confirmBtn.disabled = true;
+    let res, body;
+    try {
+      res = await fetch(api('/' + encodeURIComponent(id) + '/end'), { method: 'POST' });
+      body = await res.json().catch(() => ({}));
+    } catch {
+      showError("Can't reach the chat server. Please try again.");
+      return;
+    } finally {
+      ending = false;
+      confirmBtn.disabled = false;
+    }
+    if (id !== convId) return;
+    if (res.ok) {
+      hideConfirm(false);
+      if (errorKind !== 'network') clearError();
+      setMode(body.mode, body.status || 'resolved');
+      const first = stars[0];
+      if (!csatCard.hidden && first) first.focus({ preventScroll: true });
+    } else if (res.status === 404) {
+      hideConfirm(false);
+      resetConversation();
+    } else {
+      showError(errorText(res.status, body) || 'Sorry, the chat could not be ended. Please try again.');
+    }
+  }
+
+  // ---- Satisfaction survey (CSAT) ----
+  const csatLocal = {
+    all() {
+      try { const v = JSON.parse(localStorage.getItem(CSAT_KEY) || '{}'); return v && typeof v === 'object' ? v : {}; } catch { return {}; }
+    },
+    get(id) { return id ? this.all()[id] || null : null; },
+    set(id, value) {
+      const all = this.all();
+      delete all[id];
+      all[id] = value;
+      const keys = Object.keys(all);
+      for (const k of keys.slice(0, Math.max(0, keys.length - 50))) delete all[k]; // keep the newest 50
+      try { localStorage.setItem(CSAT_KEY, JSON.stringify(all)); } catch { /* storage unavailable */ }
+    },
+  };
+
+  const wording = (key) => {
+    const c = config && config.csat;
+    return (c && typeof c[key] === 'string' && c[key].trim()) ? c[key] : CSAT_DEFAULTS[key];
+  };
+
+  /** Fetch the company's wording once; the defaults stand in until (or if never) it arrives. */
+  let configLoading = null;
+  function loadConfig() {
+    if (!configLoading) {
+      configLoading = fetch(ORIGIN + '/api/widget/config')
+        .then((r) => (r.ok ? r.json() : null))
+        .then((c) => { if (c && typeof c === 'object') { config = c; applyWording(); } })
+        .catch(() => { configLoading = null; });
+    }
+    return configLoading;
+  }
+
+  function applyWording() {
+    $('#fd-csat-q').textContent = wording('question');
+    $('#fd-csat-comment-label').textContent = wording('comment');
+    csatThanks.textContent = wording('thanks');
+  }
+  applyWording();
+
+  /** Ask for a rating when the conversation is resolved, unless it was rated or skipped. */
+  function maybeAskCsat() {
+    if (!convId || status !== 'resolved' || !csatCard.hidden) return;
+    if (csatServer || csatLocal.get(convId)) return;
+    loadConfig();
+    csatScore = 0;
+    csatComment.value = '';
+    pickScore(0);
+    csatForm.hidden = false;
+    csatThanks.hidden = true;
+    csatCard.hidden = false;
+    scrollDown();
+  }
+
+  function hideCsat() {
+    csatCard.hidden = true;
+    csatThanks.hidden = true;
+    csatForm.hidden = false;
+  }
+
+  function pickScore(n) {
+    csatScore = n;
+    stars.forEach((b, i) => {
+      b.classList.toggle('on', i < n);
+      b.setAttribute('aria-pressed', String(i + 1 === n));
+    });
+    csatSend.disabled = !n || csatBusy;
+  }
+
+  function csatDone(id, how) {
+    csatLocal.set(id, how);
+    if (how === 'rated') {
+      csatForm.hidden = true;
+      csatThanks.hidden = false;
+      scrollDown();
+    } else {
+      hideCsat();
+    }
+  }
+
+  async function sendCsat() {
+    if (!convId || !csatScore || csatBusy) return;
+    const id = convId;
+    const comment = csatComment.value.trim();
+    if (comment.length > MAX_COMMENT) {
+      showError(`Your comment is too long (max ${MAX_COMMENT} characters).`);
+      return;
+    }
+    const payload = { score: csatScore };
+    if (comment) payload.comment = comment;
+    csatBusy = true;
+    csatSend.disabled = csatSkip.disabled = true;
+    let res, body;
+    try {
+      res = await fetch(api('/' + encodeURIComponent(id) + '/csat'), {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(payload),
+      });
+      body = await res.json().catch(() => ({}));
+    } catch {
+      showError("Can't reach the chat server. Your rating was not sent; please try again.");
+      return;
+    } finally {
+      csatBusy = false;
+      csatSkip.disabled = false;
+      csatSend.disabled = !csatScore;
+    }
+    if (id !== convId) return;
+    const code = String((body && body.error && body.error.code) || '');
+    if (res.ok) {
+      if (errorKind !== 'network') clearError();
+      csatServer = body;
+      csatDone(id, 'rated');
+    } else if (res.status === 409 && code === 'csat_already_given') {
+      csatDone(id, 'skipped'); // rated elsewhere (another tab): just stop asking
+      showError('This conversation has already been rated. Thank you!');
+    } else if (res.status === 409 && code === 'not_resolved') {
+      hideCsat(); // it was reopened meanwhile; asked again when it is resolved
+      showError('This conversation is open again, so it cannot be rated yet.');
+    } else if (res.status === 413) {
+      showError(`Your comment is too long (max ${MAX_COMMENT} characters).`);
+    } else if (res.status === 404) {
+      hideCsat();
+      resetConversation();
+    } else {
+      const err = (body && body.error) || {};
+      showError(err.message || 'Sorry, your rating could not be sent. Please try again.');
+    }
+  }
+
   // ---- Sending ----
   /** Validate, show a pending bubble, queue with a fresh client_message_id, flush. */
   function submitText(raw) {
@@ -273,6 +536,7 @@ button:focus-visible, textarea:focus-visible, .scroll:focus-visible { outline: 3
     row.append(el('div', 'meta', 'sending…'));
     list.append(row);
     pending.set(cmid, { cmid, text, row, sentOn: null, inflight: false });
+    updateEnd();
     scrollDown();
     start().then(flush);
     return true;
@@ -355,6 +619,7 @@ button:focus-visible, textarea:focus-visible, .scroll:focus-visible { outline: 3
       else syncHistory();
       if (replies.length) hideTyping();
       if (body.handoff) setMode('human');
+      else if (status === 'resolved' || replies.length) syncHistory(); // no socket: learn a reopen or a goodbye
       if (errorKind === 'network' && !pending.size) clearError();
       return true;
     }
@@ -366,6 +631,7 @@ button:focus-visible, textarea:focus-visible, .scroll:focus-visible { outline: 3
 
   // ---- Conversation lifecycle ----
   function renderConversation(c) {
+    if (c.csat) { csatServer = c.csat; if (convId) csatLocal.set(convId, 'rated'); }
     setMode(c.mode, c.status);
     const msgs = Array.isArray(c.messages) ? c.messages.slice() : [];
     msgs.sort((a, b) => a.seq - b.seq).forEach((m) => handleMessage(m, true));
@@ -373,6 +639,7 @@ button:focus-visible, textarea:focus-visible, .scroll:focus-visible { outline: 3
 
   /** Create or resume the conversation (memoized; retried with backoff on failure). */
   function start() {
+    loadConfig(); // the survey's wording, ready before it is needed
     if (!starting) {
       starting = init().catch(() => {
         starting = null;
@@ -406,6 +673,7 @@ button:focus-visible, textarea:focus-visible, .scroll:focus-visible { outline: 3
       if (!res.ok) throw new Error('HTTP ' + res.status);
       const c = await res.json();
       convId = String(c.id);
+      csatServer = null;
       store.set(convId);
       setMode(c.mode || 'bot', c.status || 'open');
     }
@@ -429,7 +697,8 @@ button:focus-visible, textarea:focus-visible, .scroll:focus-visible { outline: 3
   /** Forget a conversation the server no longer knows; pending messages stay queued. */
   function resetConversation() {
     store.clear();
-    convId = null; starting = null; mode = null; status = null;
+    convId = null; starting = null; mode = null; status = null; csatServer = null;
+    hideCsat(); hideConfirm(false); endBtn.hidden = true;
     if (ws) { const old = ws; ws = null; old.close(); }
     clearTimeout(retryTimer);
     retries = 0; lastSeq = 0; rendered.clear();
@@ -502,7 +771,17 @@ button:focus-visible, textarea:focus-visible, .scroll:focus-visible { outline: 3
 
   launcher.addEventListener('click', () => (panel.hidden ? open() : close()));
   $('.close').addEventListener('click', close);
-  panel.addEventListener('keydown', (e) => { if (e.key === 'Escape') close(); });
+  panel.addEventListener('keydown', (e) => {
+    if (e.key !== 'Escape') return;
+    if (!confirmBar.hidden) { e.stopPropagation(); hideConfirm(true); return; }
+    close();
+  });
+  endBtn.addEventListener('click', () => (confirmBar.hidden ? showConfirm() : hideConfirm(true)));
+  cancelBtn.addEventListener('click', () => hideConfirm(true));
+  confirmBtn.addEventListener('click', endChat);
+  stars.forEach((b, i) => b.addEventListener('click', () => pickScore(i + 1)));
+  csatSend.addEventListener('click', sendCsat);
+  csatSkip.addEventListener('click', () => { if (convId) csatDone(convId, 'skipped'); input.focus(); });
   input.addEventListener('input', autosize);
   input.addEventListener('keydown', (e) => {
     // Enter sends; Shift+Enter inserts a newline; ignore Enter while composing (IME).
@@ -521,6 +800,7 @@ button:focus-visible, textarea:focus-visible, .scroll:focus-visible { outline: 3
     open: () => open(),
     close: () => close(),
     send: (text) => submitText(text),
+    end: () => endChat(),
     conversationId: () => convId,
   };
 

@@ -1,0 +1,805 @@
+/*
+ * Frontdesk analytics dashboard — the browser side of /console/analytics (plain ES2020; charts
+ * with plotly.js, served by the service itself from the plotly package).
+ *
+ * Admins and reviewers pick a date range (two date inputs, or 7 / 28 / 90 day presets; default
+ * the last 28 days) and a grain (day / week), and see: KPI cards against their targets, alerts,
+ * trend charts, breakdowns by channel / intent / flow / agent / handoff reason, customer
+ * insights (topics, top questions, pain points, low CSAT) and knowledge gaps to accept into the
+ * knowledge base or dismiss. Every table has a CSV export (the same GET with format=csv).
+ * Admins can roll the newest events up now ("Refresh numbers").
+ *
+ * Signed in through the console's cookie session (GET /api/console/me); a visitor without one
+ * goes to /console/login and comes back here. POSTs carry the session's X-CSRF-Token. Server
+ * text goes into the page with textContent only, and never into chart text (plotly reads a few
+ * HTML-like tags in its labels).
+ */
+(() => {
+  'use strict';
+
+  const API = '/api/analytics';
+  const CONSOLE_API = '/api/console';
+  const PRESETS = [7, 28, 90];
+  const DEFAULT_DAYS = 28;
+  const BY = ['channel', 'intent', 'flow', 'agent', 'handoff_reason'];
+  const CURRENCY = document.documentElement.dataset.currency || 'USD';
+  const COLORS = { brand: '#0f766e', amber: '#d97706', indigo: '#4f46e5', rose: '#e11d48', sky: '#0284c7' };
+  const CSAT_COLORS = ['#dc2626', '#f97316', '#eab308', '#84cc16', '#16a34a'];
+
+  const $ = (id) => document.getElementById(id);
+  const enc = encodeURIComponent;
+  const list = (a) => (Array.isArray(a) ? a : []);
+  const num = (v) => (typeof v === 'number' && isFinite(v) ? v : null);
+
+  const S = {
+    user: null, csrf: null, start: null, end: null, grain: 'day', by: 'channel',
+    req: 0, byReq: 0, insReq: 0, kpis: null, series: null, insights: null,
+  };
+
+  /** Build an element. props: className, text, dataset, attrs, on: {event: handler}. */
+  function h(tag, props = {}, ...children) {
+    const n = document.createElement(tag);
+    if (props.className) n.className = props.className;
+    if (props.text != null) n.textContent = String(props.text);
+    for (const [k, v] of Object.entries(props.dataset || {})) n.dataset[k] = v == null ? '' : String(v);
+    for (const [k, v] of Object.entries(props.attrs || {})) n.setAttribute(k, String(v));
+    for (const [k, fn] of Object.entries(props.on || {})) n.addEventListener(k, fn);
+    for (const c of children) if (c != null) n.append(c);
+    return n;
+  }
+
+  // ---- Formatting ----
+  const nf = (digits) => new Intl.NumberFormat(undefined, { maximumFractionDigits: digits, minimumFractionDigits: 0 });
+  const fixed = (v, digits) => new Intl.NumberFormat(undefined, { maximumFractionDigits: digits, minimumFractionDigits: digits }).format(v);
+  const money = new Intl.NumberFormat(undefined, { style: 'currency', currency: CURRENCY });
+  const moneyShort = new Intl.NumberFormat(undefined, { style: 'currency', currency: CURRENCY, maximumFractionDigits: 0 });
+  const currencySymbol = (() => {
+    try { return money.formatToParts(0).find((p) => p.type === 'currency').value; } catch { return '$'; }
+  })();
+
+  /** Each formatter gives {n, u}: the number and its unit, shown smaller. */
+  const F = {
+    count: (v) => ({ n: nf(0).format(v), u: '' }),
+    seconds(v) {
+      if (v < 10) return { n: fixed(v, 1), u: 's' };
+      if (v < 60) return { n: nf(0).format(Math.round(v)), u: 's' };
+      if (v < 3600) return { n: fixed(v / 60, 1), u: 'min' };
+      return { n: fixed(v / 3600, 1), u: 'h' };
+    },
+    minutes: (v) => F.seconds(v * 60),
+    percent: (v) => ({ n: nf(1).format(v * 100), u: '%' }),
+    score: (v) => ({ n: fixed(v, 2), u: '/ 5' }),
+    sentiment: (v) => ({ n: (v > 0 ? '+' : v < 0 ? '−' : '') + fixed(Math.abs(v), 2), u: '' }),
+    money: (v) => ({ n: money.format(v), u: '' }),
+  };
+  /** A value as one string ("62.5%", "1.8 s"), or a dash when there is none. */
+  function text(kind, v) {
+    if (num(v) == null) return '—';
+    const { n, u } = F[kind](v);
+    return u ? (u === '%' ? n + u : n + ' ' + u) : n;
+  }
+  const human = (code) => (code == null || code === '' ? '(none)' : String(code).replace(/[_-]+/g, ' '));
+
+  // ---- Dates (local calendar days, YYYY-MM-DD) ----
+  const DAY_RE = /^\d{4}-\d{2}-\d{2}$/;
+  const iso = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+  const parseDay = (s) => { const [y, m, d] = s.split('-').map(Number); return new Date(y, m - 1, d); };
+  const addDays = (s, n) => { const d = parseDay(s); d.setDate(d.getDate() + n); return iso(d); };
+  const today = () => iso(new Date());
+  const spanDays = (a, b) => Math.round((parseDay(b) - parseDay(a)) / 86400000) + 1;
+  const validDay = (s) => DAY_RE.test(s || '') && !isNaN(parseDay(s)) && iso(parseDay(s)) === s;
+  const dayText = (s, opts = { month: 'short', day: 'numeric', year: 'numeric' }) =>
+    (validDay(s) ? parseDay(s).toLocaleDateString(undefined, opts) : String(s || ''));
+  const stamp = (isoTime) => {
+    const d = new Date(isoTime || NaN);
+    return isNaN(d) ? '' : d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+  };
+
+  // ---- API ----
+  function errorOf(status, data) {
+    const e = data && data.error;
+    if (e && e.message) return { code: e.code || String(status), message: e.message };
+    if (status === 403) return { code: 'forbidden', message: "You don't have permission to do that." };
+    if (data && typeof data.detail === 'string') return { code: String(status), message: data.detail };
+    return { code: String(status), message: `The request failed (HTTP ${status}).` };
+  }
+
+  /** fetch wrapper: resolves to {ok, status, data, error}; never throws. A 401 goes to sign-in. */
+  async function api(method, path, body) {
+    const opts = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
+    if (method !== 'GET') {
+      opts.headers['Content-Type'] = 'application/json';
+      if (S.csrf) opts.headers['X-CSRF-Token'] = S.csrf;
+      opts.body = JSON.stringify(body || {});
+    }
+    let res;
+    try {
+      res = await fetch(path, opts);
+    } catch {
+      return { ok: false, status: 0, data: null,
+        error: { code: 'network', message: "Can't reach the server. Check your connection." } };
+    }
+    const data = res.status === 204 ? null : await res.json().catch(() => null);
+    if (res.status === 401 && S.user) toLogin();
+    return { ok: res.ok, status: res.status, data, error: res.ok ? null : errorOf(res.status, data) };
+  }
+
+  function toLogin() {
+    location.replace('/console/login?next=' + enc(location.pathname + location.search));
+  }
+
+  // ---- Notice ----
+  const noticeBar = $('notice-bar'), noticeText = $('notice'), noticeClose = $('notice-close');
+  function notice(message, kind = 'error') {
+    noticeText.textContent = message;
+    noticeBar.dataset.kind = kind;
+    noticeClose.hidden = false;
+  }
+  function clearNotice() {
+    noticeText.textContent = '';
+    delete noticeBar.dataset.kind;
+    noticeClose.hidden = true;
+  }
+  const fail = (r) => { if (r.status !== 401) notice(r.error.message); };
+  noticeClose.addEventListener('click', clearNotice);
+
+  // ---- Range and grain ----
+  const startInput = $('range-start'), endInput = $('range-end');
+  const presetButtons = Array.from(document.querySelectorAll('[data-days]'));
+  const grainButtons = Array.from(document.querySelectorAll('[data-grain]'));
+
+  function readUrl() {
+    const q = new URLSearchParams(location.search);
+    const end = validDay(q.get('end')) ? q.get('end') : today();
+    const start = validDay(q.get('start')) && q.get('start') <= end ? q.get('start') : addDays(end, -(DEFAULT_DAYS - 1));
+    S.start = start; S.end = end;
+    S.grain = q.get('grain') === 'week' ? 'week' : 'day';
+    S.by = BY.includes(q.get('by')) ? q.get('by') : 'channel';
+  }
+
+  function writeUrl() {
+    const q = new URLSearchParams({ start: S.start, end: S.end });
+    if (S.grain !== 'day') q.set('grain', S.grain);
+    if (S.by !== 'channel') q.set('by', S.by);
+    history.replaceState(null, '', location.pathname + '?' + q.toString());
+  }
+
+  function syncControls() {
+    startInput.value = S.start;
+    endInput.value = S.end;
+    startInput.max = S.end;
+    endInput.min = S.start;
+    startInput.removeAttribute('aria-invalid');
+    endInput.removeAttribute('aria-invalid');
+    const days = S.end === today() ? spanDays(S.start, S.end) : 0;
+    for (const b of presetButtons) b.setAttribute('aria-pressed', String(Number(b.dataset.days) === days));
+    for (const b of grainButtons) b.setAttribute('aria-pressed', String(b.dataset.grain === S.grain));
+    $('kpi-range').textContent = `${dayText(S.start)} – ${dayText(S.end)}`;
+  }
+
+  function applyRange(start, end) {
+    if (!validDay(start) || !validDay(end) || start > end) {
+      (validDay(start) ? endInput : startInput).setAttribute('aria-invalid', 'true');
+      notice(start > end ? 'The start date must not be after the end date.' : 'Pick a start and an end date.', 'warn');
+      return;
+    }
+    if (noticeBar.dataset.kind === 'warn') clearNotice();
+    S.start = start; S.end = end;
+    syncControls();
+    loadRange();
+  }
+
+  $('range-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    clearTimeout(changeTimer);
+    applyRange(startInput.value, endInput.value);
+  });
+  // A date picked (or typed in full) applies after a short pause; half-typed years are ignored.
+  let changeTimer = null;
+  const onDateChange = () => {
+    clearTimeout(changeTimer);
+    const a = startInput.value, b = endInput.value;
+    if (!validDay(a) || !validDay(b) || a < '2000' || b < '2000' || (a === S.start && b === S.end)) return;
+    changeTimer = setTimeout(() => applyRange(a, b), 500);
+  };
+  startInput.addEventListener('change', onDateChange);
+  endInput.addEventListener('change', onDateChange);
+  for (const b of presetButtons) {
+    b.addEventListener('click', () => { const end = today(); applyRange(addDays(end, -(Number(b.dataset.days) - 1)), end); });
+  }
+  for (const b of grainButtons) {
+    b.addEventListener('click', () => {
+      if (S.grain === b.dataset.grain) return;
+      S.grain = b.dataset.grain;
+      syncControls();
+      writeUrl();
+      loadSeries();
+    });
+  }
+
+  const rangeQuery = () => `start=${enc(S.start)}&end=${enc(S.end)}`;
+
+  function setExports() {
+    const r = rangeQuery();
+    $('export-kpis').href = `${API}/kpis?${r}&format=csv`;
+    $('export-alerts').href = `${API}/alerts?${r}&format=csv`;
+    $('export-timeseries').href = `${API}/timeseries?${r}&grain=${S.grain}&format=csv`;
+    $('export-breakdown').href = `${API}/breakdown?${r}&by=${enc(S.by)}&format=csv`;
+    for (const a of document.querySelectorAll('[data-export="timeseries"]')) a.href = $('export-timeseries').href;
+    for (const a of document.querySelectorAll('[data-export="kpis"]')) a.href = $('export-kpis').href;
+  }
+
+  // ---- Loading ----
+  async function loadRange() {
+    writeUrl();
+    setExports();
+    const req = ++S.req;
+    $('an-main').setAttribute('aria-busy', 'true');
+    const [k, t] = await Promise.all([
+      api('GET', `${API}/kpis?${rangeQuery()}`),
+      api('GET', `${API}/timeseries?${rangeQuery()}&grain=${S.grain}`),
+    ]);
+    if (req !== S.req) return;
+    $('an-main').setAttribute('aria-busy', 'false');
+    if (k.ok && k.data) { S.kpis = k.data; renderKpis(k.data); renderAlerts(list(k.data.alerts)); renderAsOf(k.data.rolled_up_to); } else fail(k);
+    if (t.ok && t.data) { S.series = t.data; renderCharts(); } else fail(t);
+    loadBreakdown();
+    loadInsights();
+  }
+
+  async function loadSeries() {
+    setExports();
+    const req = ++S.req;
+    const t = await api('GET', `${API}/timeseries?${rangeQuery()}&grain=${S.grain}`);
+    if (req !== S.req) return;
+    if (t.ok && t.data) { S.series = t.data; renderCharts(); } else fail(t);
+  }
+
+  // ---- "Data up to" and the rollup ----
+  function renderAsOf(at) {
+    const el = $('rolled-up');
+    const when = stamp(at);
+    el.replaceChildren(...(when
+      ? ['Data up to ', h('strong', { text: when })]
+      : ['No data rolled up yet.']));
+    el.dataset.rolledUpTo = at || '';
+  }
+
+  $('rollup').addEventListener('click', async () => {
+    const btn = $('rollup');
+    btn.disabled = true;
+    btn.textContent = 'Refreshing…';
+    const r = await api('POST', `${API}/rollup`, {});
+    btn.disabled = false;
+    btn.textContent = 'Refresh numbers';
+    if (!r.ok) { fail(r); return; }
+    const d = r.data || {};
+    const raised = num(d.alerts_raised) ? `, ${d.alerts_raised} new alert${d.alerts_raised === 1 ? '' : 's'}` : '';
+    notice(`Numbers refreshed: ${nf(0).format(d.events || 0)} new events from ${nf(0).format(d.conversations || 0)} conversations${raised}.`, 'ok');
+    loadRange();
+  });
+
+  // ---- Alerts ----
+  const KPI_KIND = {
+    first_response_seconds: 'seconds', average_response_seconds: 'seconds', resolution_minutes: 'minutes',
+    bot_resolution_rate: 'percent', handoff_rate: 'percent', csat_average: 'score',
+    sentiment_average: 'sentiment', conversion_rate: 'percent',
+  };
+  const kindOf = (kpi) => KPI_KIND[kpi] || (/rate|share/.test(kpi) ? 'percent' : 'count');
+
+  function renderAlerts(alerts) {
+    $('alerts').hidden = !alerts.length;
+    $('alert-list').replaceChildren(...alerts.map((a) => {
+      const kind = kindOf(a.kpi);
+      const what = `${a.label || human(a.kpi)}: ${text(kind, a.value)} against a target of ${text(kind, a.target)}`;
+      const when = `${dayText(a.window_start)} – ${dayText(a.window_end)}` + (a.raised_at ? ` · raised ${stamp(a.raised_at)}` : '');
+      return h('li', { dataset: { testid: 'alert', kpi: a.kpi } }, h('strong', { text: what }), h('span', { className: 'muted', text: when }));
+    }));
+  }
+
+  // ---- KPI cards ----
+  const VOLUME = [
+    ['conversations', 'Conversations', 'count'],
+    ['customer_messages', 'Customer messages', 'count'],
+    ['resolved', 'Resolved', 'count'],
+    ['bot_resolved', 'Resolved by the bot', 'count'],
+    ['handoffs', 'Handoffs', 'count'],
+    ['csat_count', 'Ratings', 'count'],
+    ['negative_share', 'Negative messages', 'percent'],
+    ['conversions', 'Conversions', 'count'],
+    ['revenue', 'Revenue', 'money'],
+    ['leads', 'Leads', 'count'],
+  ];
+  const STATUS_TEXT = { met: 'On target', missed: 'Off target', no_data: 'No data' };
+  /** A KPI's label without the unit the value already shows: "First response (median, s)" -> "First response (median)". */
+  const cardLabel = (label) => String(label || '').replace(/,\s*(s|min)\)$/, ')').replace(/\s*\((s|min)\)$/, '');
+
+  function valueNode(kind, v, testid) {
+    const box = h('div', { className: 'an-kpi-value', dataset: { testid } });
+    if (num(v) == null) { box.textContent = '—'; return box; }
+    const { n, u } = F[kind](v);
+    box.append(n);
+    if (u) box.append(h('span', { className: 'an-unit', text: u }));
+    return box;
+  }
+
+  function renderKpis(k) {
+    const cards = list(k.targets).map((t) => {
+      const kind = kindOf(t.kpi);
+      const status = ['met', 'missed', 'no_data'].includes(t.status) ? t.status : 'no_data';
+      const below = t.direction === 'below';
+      const arrow = h('span', { className: 'an-arrow', text: below ? '▼' : '▲', attrs: { 'aria-hidden': 'true' } });
+      const target = `Target ${below ? '≤' : '≥'} ${text(kind, t.target)}`;
+      return h('article', {
+        className: 'an-kpi ' + status,
+        dataset: { testid: 'kpi-card', kpi: t.kpi, status, value: num(t.value) == null ? '' : t.value, target: t.target },
+        attrs: { 'aria-label': `${t.label}: ${text(kind, t.value)}, ${target.toLowerCase()}, ${STATUS_TEXT[status].toLowerCase()}` },
+      },
+      h('div', { className: 'an-kpi-top' },
+        h('span', { className: 'an-kpi-label', text: cardLabel(t.label) || human(t.kpi) }),
+        h('span', { className: 'an-pill', text: STATUS_TEXT[status] })),
+      valueNode(kind, t.value, 'kpi-value'),
+      h('div', { className: 'an-kpi-target' }, arrow,
+        h('span', { text: target }),
+        h('span', { className: 'sr', text: below ? ' (lower is better)' : ' (higher is better)' })));
+    });
+    $('kpi-grid').replaceChildren(...cards);
+    if (!cards.length) $('kpi-grid').append(h('p', { className: 'muted', text: 'No KPI targets are set (kpi_targets in guidelines.yaml).' }));
+    $('volume-grid').replaceChildren(...VOLUME.map(([key, label, kind]) => h('div', {
+      className: 'an-vol', dataset: { testid: 'vol-' + key, value: num(k[key]) == null ? '' : k[key] },
+    }, h('div', { className: 'an-vol-label', text: label }), h('div', { className: 'an-vol-value', text: text(kind, k[key]) }))));
+  }
+
+  // ---- Charts ----
+  const haveCharts = () => typeof window.Plotly === 'object' && window.Plotly && typeof window.Plotly.react === 'function';
+  const fontFamily = () => getComputedStyle(document.body).fontFamily || 'system-ui, sans-serif';
+
+  /** The x range of the date charts: the whole selected range, half a period beyond each end. */
+  function xRange() {
+    const rows = list(S.series && S.series.rows);
+    if (!rows.length || !validDay(rows[0].period)) return undefined;
+    const half = (S.series.grain === 'week' ? 3.5 : 0.5) * 86400000;
+    const at = (d) => `${iso(d)} ${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
+    const last = rows[rows.length - 1].period;
+    return [at(new Date(parseDay(rows[0].period).getTime() - half)), at(new Date(parseDay(last).getTime() + half))];
+  }
+
+  function baseLayout(extra = {}) {
+    const week = S.series && S.series.grain === 'week';
+    const layout = {
+      margin: { l: 48, r: 16, t: 30, b: 34 },
+      paper_bgcolor: 'rgba(0,0,0,0)', plot_bgcolor: 'rgba(0,0,0,0)',
+      font: { family: fontFamily(), size: 12, color: '#475569' },
+      hovermode: 'x unified', dragmode: false, showlegend: true,
+      legend: { orientation: 'h', x: 0, xanchor: 'left', y: 1.02, yanchor: 'bottom', font: { size: 12 } },
+      hoverlabel: { bgcolor: '#fff', bordercolor: '#cbd5e1', font: { color: '#1f2937', family: fontFamily() } },
+      xaxis: {
+        type: 'date', range: xRange(), fixedrange: true, showgrid: false, linecolor: '#e2e8f0', ticks: 'outside', tickcolor: '#e2e8f0',
+        tickformat: '%b %d', hoverformat: week ? 'Week of %b %d, %Y' : '%a %b %d, %Y', automargin: true,
+        // Weeks start on Monday: tick on the periods themselves, not on plotly's Sundays.
+        ...(week && S.series.rows.length ? { tick0: S.series.rows[0].period, dtick: 7 * 86400000 * Math.ceil(S.series.rows.length / 10) } : {}),
+      },
+      yaxis: { fixedrange: true, gridcolor: '#eef2f6', zerolinecolor: '#cbd5e1', rangemode: 'tozero', automargin: true },
+    };
+    for (const [k, v] of Object.entries(extra)) layout[k] = (v && typeof v === 'object' && !Array.isArray(v) && layout[k]) ? { ...layout[k], ...v } : v;
+    return layout;
+  }
+  const CONFIG = { displayModeBar: false, responsive: true, displaylogo: false, scrollZoom: false, doubleClick: false };
+
+  function targetOf(kpi) {
+    const t = S.kpis && list(S.kpis.targets).find((x) => x.kpi === kpi);
+    return t && num(t.target) != null ? t.target : null;
+  }
+
+  /** A dotted horizontal line at a target, labelled at the right. */
+  function targetLine(value, color, label, yref = 'y') {
+    if (value == null) return { shapes: [], annotations: [] };
+    return {
+      shapes: [{ type: 'line', xref: 'paper', x0: 0, x1: 1, yref, y0: value, y1: value, line: { color, width: 1.5, dash: 'dot' } }],
+      annotations: [{ xref: 'paper', x: 1, xanchor: 'right', yref, y: value, yanchor: 'bottom', text: label, showarrow: false, font: { size: 11, color }, bgcolor: 'rgba(255,255,255,.85)', borderpad: 1 }],
+    };
+  }
+  const merge = (...parts) => ({ shapes: parts.flatMap((p) => p.shapes), annotations: parts.flatMap((p) => p.annotations) });
+
+  function describe(id, summary) {
+    const el = $(id);
+    let d = $(id + '-desc');
+    if (!d) { d = h('p', { className: 'sr', attrs: { id: id + '-desc' } }); el.after(d); el.setAttribute('aria-describedby', d.id); }
+    d.textContent = summary;
+  }
+
+  function plot(id, traces, layout, summary) {
+    const el = $(id);
+    const empty = el.querySelector(':scope > .an-chart-empty');
+    if (empty) empty.remove();
+    el.dataset.state = 'chart';
+    describe(id, summary);
+    return window.Plotly.react(el, traces, layout, CONFIG).catch((err) => {
+      showEmpty(id, 'This chart could not be drawn.');
+      console.warn('chart', id, err);
+    });
+  }
+
+  function showEmpty(id, message) {
+    const el = $(id);
+    if (haveCharts() && el.classList.contains('js-plotly-plot')) window.Plotly.purge(el);
+    el.replaceChildren(h('div', { className: 'an-chart-empty', text: message }));
+    el.dataset.state = 'empty';
+    describe(id, message);
+  }
+
+  function renderCharts() {
+    const rows = list(S.series && S.series.rows);
+    const week = S.series && S.series.grain === 'week';
+    const per = week ? 'per week' : 'per day';
+    const ids = ['chart-conversations', 'chart-rates', 'chart-csat', 'chart-csat-dist', 'chart-sentiment', 'chart-sales'];
+    if (!haveCharts()) { ids.forEach((id) => showEmpty(id, 'Charts are unavailable (the chart library did not load).')); return; }
+    const x = rows.map((r) => r.period);
+    const col = (key) => rows.map((r) => num(r[key]));
+    const total = col('conversations').reduce((a, b) => a + (b || 0), 0);
+    const range = `${dayText(S.start)} to ${dayText(S.end)}`;
+
+    if (!total) {
+      ids.forEach((id) => showEmpty(id, 'No conversations in this range.'));
+    } else {
+      const conv = col('conversations');
+      const peak = Math.max(...conv.map((v) => v || 0));
+      plot('chart-conversations', [{
+        type: 'bar', x, y: conv, name: 'Conversations', marker: { color: COLORS.brand },
+        hovertemplate: '%{y} conversations<extra></extra>',
+      }], baseLayout({ showlegend: false, margin: { t: 10 }, bargap: 0.25 }),
+      `Conversations ${per}, ${range}: ${total} in all, at most ${peak} in one ${week ? 'week' : 'day'}.`);
+
+      const botT = targetOf('bot_resolution_rate'), handT = targetOf('handoff_rate');
+      plot('chart-rates', [
+        { type: 'scatter', mode: 'lines+markers', x, y: col('bot_resolution_rate'), name: 'Bot resolution',
+          line: { color: COLORS.brand, width: 2.5 }, marker: { size: 6 }, hovertemplate: '%{y:.1%}' },
+        { type: 'scatter', mode: 'lines+markers', x, y: col('handoff_rate'), name: 'Handoff',
+          line: { color: COLORS.amber, width: 2.5 }, marker: { size: 6 }, hovertemplate: '%{y:.1%}' },
+      ], baseLayout({
+        yaxis: { tickformat: '.0%', range: [0, 1.05], rangemode: 'normal' },
+        ...merge(targetLine(botT, COLORS.brand, botT == null ? '' : `target ${text('percent', botT)}`),
+          targetLine(handT, COLORS.amber, handT == null ? '' : `target ${text('percent', handT)}`)),
+      }), `Bot resolution rate and handoff rate ${per}, ${range}. Overall: bot resolution ${text('percent', S.kpis && S.kpis.bot_resolution_rate)}, handoffs ${text('percent', S.kpis && S.kpis.handoff_rate)}.`);
+
+      const sent = col('sentiment_average');
+      const sentT = targetOf('sentiment_average');
+      if (sent.every((v) => v == null)) showEmpty('chart-sentiment', 'No sentiment measured in this range.');
+      else {
+        plot('chart-sentiment', [{
+          type: 'scatter', mode: 'lines+markers', x, y: sent, name: 'Average sentiment', fill: 'tozeroy',
+          fillcolor: 'rgba(79,70,229,.08)', line: { color: COLORS.indigo, width: 2.5 }, marker: { size: 6 },
+          hovertemplate: '%{y:+.2f}<extra>sentiment</extra>',
+        }], baseLayout({
+          showlegend: false, margin: { t: 10 },
+          yaxis: { range: [-1, 1], rangemode: 'normal', tickvals: [-1, -0.5, 0, 0.5, 1], zeroline: true, zerolinewidth: 1.5 },
+          ...merge(targetLine(sentT, COLORS.indigo, sentT == null ? '' : `target ${text('sentiment', sentT)}`)),
+        }), `Average customer sentiment (from −1 to +1) ${per}, ${range}; overall ${text('sentiment', S.kpis && S.kpis.sentiment_average)}.`);
+      }
+
+      const conversions = col('conversions'), revenue = col('revenue');
+      if (!conversions.some((v) => v) && !revenue.some((v) => v)) showEmpty('chart-sales', 'No conversions in this range.');
+      else {
+        // Revenue as a running total over the range (per period it is spiky); the hover shows both.
+        let sum = 0;
+        const cumulative = revenue.map((v) => (sum += v || 0));
+        plot('chart-sales', [
+          { type: 'bar', x, y: conversions, name: 'Conversions', marker: { color: COLORS.sky }, hovertemplate: '%{y}' },
+          { type: 'scatter', mode: 'lines', x, y: cumulative, customdata: revenue.map((v) => v || 0), name: 'Revenue (running total)',
+            yaxis: 'y2', line: { color: COLORS.brand, width: 2.5, shape: 'hv' },
+            hovertemplate: `${currencySymbol}%{customdata:,.2f} (total ${currencySymbol}%{y:,.2f})` },
+        ], baseLayout({
+          bargap: 0.3,
+          yaxis: { title: { text: 'Conversions', font: { size: 11 } }, rangemode: 'tozero', tickformat: ',d' },
+          yaxis2: { overlaying: 'y', side: 'right', rangemode: 'tozero', fixedrange: true, showgrid: false, tickmode: 'auto',
+            tickprefix: currencySymbol, tickformat: ',.0f', title: { text: 'Revenue', font: { size: 11 } }, automargin: true },
+          margin: { r: 56 },
+        }), `Conversions and revenue ${per}, ${range}: ${text('count', S.kpis && S.kpis.conversions)} conversions, ${text('money', S.kpis && S.kpis.revenue)} revenue.`);
+      }
+    }
+
+    // CSAT: over time (needs ratings in the series), and the distribution from the KPIs.
+    const ratings = col('csat_count').reduce((a, b) => a + (b || 0), 0);
+    const csatT = targetOf('csat_average');
+    if (!ratings) showEmpty('chart-csat', 'No ratings in this range.');
+    else {
+      plot('chart-csat', [{
+        type: 'scatter', mode: 'lines+markers', x, y: col('csat_average'), customdata: col('csat_count'),
+        name: 'Average rating', line: { color: COLORS.amber, width: 2.5 }, marker: { size: 7 }, connectgaps: true,
+        hovertemplate: '%{y:.2f} / 5 (%{customdata} ratings)<extra></extra>',
+      }], baseLayout({
+        showlegend: false, margin: { t: 10 },
+        yaxis: { range: [0.8, 5.2], rangemode: 'normal', dtick: 1 },
+        ...merge(targetLine(csatT, COLORS.amber, csatT == null ? '' : `target ${fixed(csatT, 1)}`)),
+      }), `Average CSAT ${per}, ${range}; overall ${text('score', S.kpis && S.kpis.csat_average)} from ${ratings} ratings.`);
+    }
+    const dist = (S.kpis && S.kpis.csat_distribution) || {};
+    const counts = [1, 2, 3, 4, 5].map((s) => Number(dist[String(s)]) || 0);
+    if (!counts.some(Boolean)) showEmpty('chart-csat-dist', 'No ratings in this range.');
+    else {
+      const labels = ['1 star', '2 stars', '3 stars', '4 stars', '5 stars'];
+      const layout = baseLayout({ showlegend: false, hovermode: 'closest', margin: { t: 16 }, yaxis: { rangemode: 'tozero', tickformat: ',d' } });
+      layout.xaxis = { type: 'category', fixedrange: true, showgrid: false, linecolor: '#e2e8f0', automargin: true }; // not a date axis
+      plot('chart-csat-dist', [{
+        type: 'bar', x: labels, y: counts, marker: { color: CSAT_COLORS }, text: counts.map(String),
+        textposition: 'outside', cliponaxis: false, hovertemplate: '%{x}: %{y}<extra></extra>',
+      }], layout, `Ratings ${range}: ` + labels.map((l, i) => `${l} ${counts[i]}`).join(', ') + '.');
+    }
+  }
+
+  // ---- Breakdown ----
+  const tabs = Array.from(document.querySelectorAll('.an-tab'));
+  tabs.forEach((t) => { t.id = 'by-tab-' + t.dataset.by; });
+  tabs.forEach((t) => t.addEventListener('click', () => selectBy(t.dataset.by)));
+  // Arrow keys move between tabs (WAI-ARIA tabs pattern).
+  document.querySelector('.an-tabs').addEventListener('keydown', (e) => {
+    const i = tabs.indexOf(document.activeElement);
+    if (i < 0 || !['ArrowLeft', 'ArrowRight', 'Home', 'End'].includes(e.key)) return;
+    e.preventDefault();
+    const j = e.key === 'Home' ? 0 : e.key === 'End' ? tabs.length - 1 : (i + (e.key === 'ArrowRight' ? 1 : -1) + tabs.length) % tabs.length;
+    tabs[j].focus();
+    selectBy(tabs[j].dataset.by);
+  });
+
+  function selectBy(by) {
+    if (!BY.includes(by)) return;
+    S.by = by;
+    writeUrl();
+    setExports();
+    loadBreakdown();
+  }
+
+  const BY_LABEL = { channel: 'Channel', intent: 'Intent', flow: 'Flow', agent: 'Agent', handoff_reason: 'Reason' };
+
+  async function loadBreakdown() {
+    const by = S.by;
+    for (const t of tabs) {
+      const on = t.dataset.by === by;
+      t.setAttribute('aria-selected', String(on));
+      t.tabIndex = on ? 0 : -1;
+    }
+    $('breakdown-panel').setAttribute('aria-labelledby', 'by-tab-' + by);
+    const req = ++S.byReq;
+    const r = await api('GET', `${API}/breakdown?${rangeQuery()}&by=${enc(by)}`);
+    if (req !== S.byReq) return;
+    if (!r.ok) { fail(r); return; }
+    renderBreakdown(by, list(r.data && r.data.rows));
+  }
+
+  const th = (label, numeric) => h('th', { text: label, className: numeric ? 'num' : '', attrs: { scope: 'col' } });
+  const td = (value, numeric, extra = {}) => h('td', { text: value, className: numeric ? 'num' : '', ...extra });
+  const emptyRow = (message, span) => h('tr', { className: 'muted-row' }, h('td', { text: message, attrs: { colspan: span } }));
+
+  function shareCell(share) {
+    const bar = h('span', { className: 'an-share-bar' }, h('span'));
+    bar.firstChild.style.width = Math.round(Math.max(0, Math.min(1, share || 0)) * 100) + '%';
+    return h('td', { className: 'num' }, h('span', { className: 'an-share' }, bar, h('span', { text: text('percent', share) })));
+  }
+
+  function renderBreakdown(by, rows) {
+    const head = $('breakdown-head'), body = $('breakdown-body');
+    if (by === 'handoff_reason') {
+      const total = rows.reduce((a, r) => a + (Number(r.handoffs) || 0), 0);
+      head.replaceChildren(h('tr', {}, th('Reason'), th('Handoffs', true), th('Share', true)));
+      body.replaceChildren(...rows.map((r) => h('tr', { dataset: { testid: 'breakdown-row', value: r.value } },
+        td(human(r.value), false, { attrs: { title: r.value || '' } }), td(text('count', r.handoffs), true),
+        shareCell(total ? (Number(r.handoffs) || 0) / total : 0))));
+      if (!rows.length) body.append(emptyRow('No handoffs in this range.', 3));
+      return;
+    }
+    head.replaceChildren(h('tr', {}, th(BY_LABEL[by]), th('Conversations', true), th('Bot resolution', true),
+      th('Handoff rate', true), th('CSAT', true), th('Conversion', true), th('First response', true)));
+    body.replaceChildren(...rows.map((r) => {
+      const name = by === 'agent' ? (r.name || r.value || '(unassigned)') : human(r.value);
+      const csat = num(r.csat_average) == null ? '—' : `${fixed(r.csat_average, 2)} (${nf(0).format(r.csat_count || 0)})`;
+      return h('tr', { dataset: { testid: 'breakdown-row', value: r.value } },
+        td(name, false, { attrs: { title: r.value || '' } }), td(text('count', r.conversations), true),
+        td(text('percent', r.bot_resolution_rate), true), td(text('percent', r.handoff_rate), true),
+        td(csat, true), td(text('percent', r.conversion_rate), true), td(text('seconds', r.first_response_seconds_p50), true));
+    }));
+    if (!rows.length) body.append(emptyRow('No conversations in this range.', 7));
+  }
+
+  // ---- Insights ----
+  const insightsBtn = $('insights-refresh');
+
+  async function loadInsights() {
+    const req = ++S.insReq;
+    let r = await api('GET', `${API}/insights?${rangeQuery()}`);
+    if (r.status === 404) r = await api('GET', `${API}/insights`); // the latest, of another range
+    if (req !== S.insReq) return;
+    if (r.ok && r.data) { renderInsights(r.data); return; }
+    S.insights = null;
+    $('insights-grid').hidden = true;
+    const box = $('insights-empty');
+    box.hidden = false;
+    $('insights-note').textContent = '';
+    if (r.status === 404) {
+      box.textContent = 'Insights have not been computed yet. “Refresh insights” computes them for the selected range (it takes a little while).';
+    } else {
+      box.textContent = 'Insights could not be loaded: ' + (r.error ? r.error.message : 'unknown error');
+    }
+  }
+
+  insightsBtn.addEventListener('click', async () => {
+    insightsBtn.disabled = true;
+    insightsBtn.textContent = 'Computing…';
+    ++S.insReq;
+    const r = await api('POST', `${API}/insights/refresh`, { start: S.start, end: S.end });
+    insightsBtn.disabled = false;
+    insightsBtn.textContent = 'Refresh insights';
+    if (!r.ok) { fail(r); return; }
+    if (r.data) renderInsights(r.data);
+    notice('Insights computed for ' + `${dayText(S.start)} – ${dayText(S.end)}.`, 'ok');
+    loadGaps();
+  });
+
+  function renderInsights(d) {
+    S.insights = d;
+    $('insights-empty').hidden = true;
+    $('insights-grid').hidden = false;
+    const other = d.start !== S.start || d.end !== S.end;
+    const span = `${dayText(d.start)} – ${dayText(d.end)}`;
+    $('insights-note').textContent = (d.computed_at ? `computed ${stamp(d.computed_at)} · ` : '') + span +
+      (other ? ' (not the selected range)' : '');
+    const q = `start=${enc(d.start || '')}&end=${enc(d.end || '')}`;
+    for (const a of document.querySelectorAll('[data-table]')) a.href = `${API}/insights?${q}&format=csv&table=${a.dataset.table}`;
+
+    const sentimentCell = (v) => td(text('sentiment', v), true, { className: 'num ' + (v == null ? '' : v < -0.1 ? 'an-bad' : v > 0.1 ? 'an-good' : '') });
+    const labelCell = (label, sub) => h('td', { className: 'wrap' }, h('strong', { text: label || '—' }), sub ? h('span', { className: 'an-cell-sub', text: sub }) : null);
+
+    const topics = list(d.topics);
+    $('topics-body').replaceChildren(...topics.map((t) => h('tr', { dataset: { testid: 'topic-row' } },
+      labelCell(t.label, t.question), shareCell(num(t.share)),
+      sentimentCell(num(t.average_sentiment != null ? t.average_sentiment : t.sentiment)),
+      td(text('percent', t.handoff_rate), true))));
+    if (!topics.length) $('topics-body').append(emptyRow('Not enough questions to find topics.', 4));
+
+    const top = list(d.top_questions);
+    $('questions-body').replaceChildren(...top.map((t) => h('tr', { dataset: { testid: 'question-row' } },
+      h('td', { className: 'wrap', text: t.question || '—' }), td(text('count', t.count), true),
+      td(text('percent', t.low_confidence_share), true))));
+    if (!top.length) $('questions-body').append(emptyRow('No questions in this range.', 3));
+
+    const pain = list(d.pain_points);
+    $('pain-body').replaceChildren(...pain.map((p) => h('tr', { dataset: { testid: 'pain-row' } },
+      labelCell(p.label, p.question), td(text('percent', p.pain), true),
+      td(text('percent', p.negative_share), true), td(text('percent', p.handoff_rate), true))));
+    if (!pain.length) $('pain-body').append(emptyRow('No pain points: no topic with negative sentiment or handoffs.', 4));
+
+    const low = d.low_csat || {};
+    const lowRow = (name, sub, r) => h('tr', {}, labelCell(name, sub), td(text('count', r.ratings), true),
+      td(num(r.average) == null ? '—' : fixed(r.average, 2), true), td(text('percent', r.low_share), true));
+    const arts = list(low.articles), flows = list(low.flows);
+    $('low-articles-body').replaceChildren(...arts.map((a) => lowRow(a.title || a.article, a.title && a.title !== a.article ? a.article : '', a)));
+    if (!arts.length) $('low-articles-body').append(emptyRow('No rated conversations cited an article.', 4));
+    $('low-flows-body').replaceChildren(...flows.map((f) => lowRow(human(f.flow), '', f)));
+    if (!flows.length) $('low-flows-body').append(emptyRow('No rated conversations went through a flow.', 4));
+  }
+
+  // ---- Knowledge gaps ----
+  let gapSeq = 0;
+
+  async function loadGaps() {
+    const r = await api('GET', `${API}/gaps?status=open`);
+    if (!r.ok) {
+      $('gap-list').replaceChildren();
+      $('gaps-empty').hidden = false;
+      $('gaps-empty').textContent = r.status === 404 ? 'Knowledge gaps are not available.' : 'Knowledge gaps could not be loaded: ' + r.error.message;
+      return;
+    }
+    const gaps = list(r.data && r.data.gaps);
+    $('gap-list').replaceChildren(...gaps.map(gapItem));
+    gapsChanged();
+  }
+
+  function gapsChanged() {
+    const n = $('gap-list').children.length;
+    $('gaps-empty').hidden = n > 0;
+    $('gaps-empty').textContent = 'No open knowledge gaps.';
+    $('gaps-count').textContent = n ? `${n} open` : '';
+  }
+
+  function gapItem(g) {
+    const id = ++gapSeq;
+    const examples = list(g.examples).filter((x) => x && x !== g.question);
+    const seen = [g.count != null ? `asked ${nf(0).format(g.count)} time${g.count === 1 ? '' : 's'}` : '',
+      g.last_seen ? 'last ' + stamp(g.last_seen) : ''].filter(Boolean).join(' · ');
+    const acceptBtn = h('button', { className: 'btn primary', text: 'Accept…', attrs: { type: 'button', 'aria-expanded': 'false' }, dataset: { testid: 'gap-accept' } });
+    const dismissBtn = h('button', { className: 'btn', text: 'Dismiss', attrs: { type: 'button' }, dataset: { testid: 'gap-dismiss' } });
+
+    const qInput = h('input', { attrs: { type: 'text', id: `gap-q-${id}`, maxlength: 500 }, dataset: { testid: 'gap-question' } });
+    qInput.value = g.question || '';
+    const aInput = h('textarea', { attrs: { id: `gap-a-${id}`, rows: 4, maxlength: 4000 }, dataset: { testid: 'gap-answer' } });
+    aInput.value = g.suggested_answer || '';
+    const saveTest = h('input', { attrs: { type: 'checkbox', id: `gap-t-${id}` }, dataset: { testid: 'gap-save-test' } });
+    const save = h('button', { className: 'btn primary', text: 'Add to knowledge base', attrs: { type: 'submit' }, dataset: { testid: 'gap-save' } });
+    const cancel = h('button', { className: 'btn', text: 'Cancel', attrs: { type: 'button' } });
+    const form = h('form', { className: 'an-gap-form', attrs: { novalidate: '' } },
+      h('label', { text: 'Question', attrs: { for: qInput.id } }), qInput,
+      h('label', { text: 'Answer', attrs: { for: aInput.id } }), aInput,
+      h('label', { className: 'an-check', attrs: { for: saveTest.id } }, saveTest, 'Also save as a regression test'),
+      h('div', { className: 'an-gap-form-actions' }, cancel, save));
+    form.hidden = true;
+
+    const item = h('li', { className: 'an-gap', dataset: { testid: 'gap', gapId: g.id } },
+      h('div', { className: 'an-gap-head' },
+        h('div', {}, h('div', { className: 'an-gap-q', text: g.question || '—' }), h('div', { className: 'an-gap-meta', text: seen })),
+        h('div', { className: 'an-gap-actions' }, acceptBtn, dismissBtn)),
+      examples.length ? h('details', {}, h('summary', { text: `${examples.length} similar question${examples.length === 1 ? '' : 's'}` }),
+        h('ul', {}, ...examples.slice(0, 10).map((x) => h('li', { text: x })))) : null,
+      g.suggested_answer ? h('div', { className: 'an-gap-answer', text: g.suggested_answer }) : null,
+      form);
+
+    const toggle = (open) => {
+      form.hidden = !open;
+      acceptBtn.setAttribute('aria-expanded', String(open));
+      if (open) aInput.focus();
+    };
+    acceptBtn.addEventListener('click', () => toggle(form.hidden));
+    cancel.addEventListener('click', () => { toggle(false); acceptBtn.focus(); });
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const answer = aInput.value.trim(), question = qInput.value.trim();
+      if (!answer) { notice('Write the answer first.', 'warn'); aInput.focus(); return; }
+      save.disabled = true;
+      const r = await api('POST', `${API}/gaps/${enc(g.id)}/accept`, { question: question || null, answer, save_test: saveTest.checked });
+      save.disabled = false;
+      if (!r.ok) { fail(r); return; }
+      const gap = (r.data && r.data.gap) || {};
+      item.remove();
+      gapsChanged();
+      notice(`Added to the knowledge base: “${gap.question || question}”.` + (gap.test_file ? ' A regression test was saved too.' : ''), 'ok');
+    });
+
+    let armed = null;
+    dismissBtn.addEventListener('click', async () => {
+      if (!armed) { // a second click within 4 s confirms
+        dismissBtn.textContent = 'Confirm dismiss';
+        dismissBtn.classList.add('warn');
+        armed = setTimeout(() => { armed = null; dismissBtn.textContent = 'Dismiss'; dismissBtn.classList.remove('warn'); }, 4000);
+        return;
+      }
+      clearTimeout(armed);
+      armed = null;
+      dismissBtn.disabled = true;
+      const r = await api('POST', `${API}/gaps/${enc(g.id)}/dismiss`, {});
+      dismissBtn.disabled = false;
+      dismissBtn.textContent = 'Dismiss';
+      dismissBtn.classList.remove('warn');
+      if (!r.ok) { fail(r); return; }
+      item.remove();
+      gapsChanged();
+      notice('Gap dismissed.', 'ok');
+    });
+    return item;
+  }
+
+  // ---- Session ----
+  $('logout').addEventListener('click', async () => {
+    await api('POST', `${CONSOLE_API}/logout`, {});
+    location.assign('/console/login');
+  });
+
+  async function boot() {
+    const r = await api('GET', `${CONSOLE_API}/me`);
+    if (r.status === 401) { toLogin(); return; }
+    if (!r.ok || !r.data || !r.data.user) {
+      $('boot').textContent = 'The dashboard could not be loaded: ' + (r.error ? r.error.message : 'unknown error');
+      return;
+    }
+    S.user = r.data.user;
+    S.csrf = r.data.csrf;
+    $('boot').hidden = true;
+    if (S.user.role !== 'admin' && S.user.role !== 'reviewer') { $('denied').hidden = false; return; }
+    $('app').hidden = false;
+    $('an-user').textContent = `${S.user.name || S.user.email} (${S.user.role})`;
+    $('rollup').hidden = S.user.role !== 'admin';
+    readUrl();
+    syncControls();
+    loadRange();
+    loadGaps();
+  }
+
+  boot();
+})();
