@@ -107,6 +107,14 @@ class Settings(BaseSettings):
             "transaction still committing on PostgreSQL is never skipped."
         ),
     )
+    insights_refresh_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description=(
+            "How often the analytics job recomputes the insights (topics, knowledge gaps, "
+            "pain points). 0: only on request (`frontdesk insights refresh`, the dashboard)."
+        ),
+    )
     alert_webhook_url: str | None = Field(
         default=None,
         description=(

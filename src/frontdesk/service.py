@@ -346,6 +346,23 @@ class Frontdesk:
         await resolve_idle(self)
         await run_rollup(self)
         await check_alerts(self)
+        await self._insights_when_due()
+
+    async def _insights_when_due(self) -> None:
+        """Recompute the insights once every ``insights_refresh_hours`` (the first run embeds
+        every customer question of the window; later ones only the new ones)."""
+        from frontdesk.adapters.store.tables import InsightSnapshotRow
+        from frontdesk.analytics.insights import refresh_insights
+        from frontdesk.core.types import utcnow
+
+        hours = self.settings.insights_refresh_hours
+        if hours <= 0:
+            return
+        newest = await self.db.run(
+            lambda s: s.execute(select(func.max(InsightSnapshotRow.created_at))).scalar()
+        )
+        if newest is None or (utcnow() - newest).total_seconds() >= hours * 3600:
+            await refresh_insights(self)
 
     async def _analytics_job(self) -> None:
         while True:
