@@ -15,7 +15,9 @@ def test_that_the_demo_guidelines_load() -> None:
     guidelines = load_guidelines(DEMO)
     assert guidelines.assistant_name == "Nora"
     assert guidelines.escalation.low_confidence_turns == 2
-    assert guidelines.kpi_targets.csat == 4.3
+    assert guidelines.kpi_targets.csat_average == 4.2
+    assert guidelines.kpi_targets.handoff_rate == 0.25
+    assert guidelines.analytics.reopen_days == 3
     assert "I promise" in guidelines.forbidden_phrases
 
 
@@ -36,7 +38,7 @@ working_hours:
   timezone: Mars/Olympus
   days: {mon: "9-5", funday: "09:00-10:00"}
 kpi_targets:
-  csat: 7
+  csat_average: 7
 unknown_setting: 1
 """
     with pytest.raises(GuidelinesError) as caught:
@@ -49,7 +51,7 @@ unknown_setting: 1
         "escalation.human_request_patterns:",
         "working_hours.timezone:",
         "working_hours.days:",
-        "kpi_targets.csat:",
+        "kpi_targets.csat_average:",
         "unknown_setting:",
     ):
         assert place in message, (place, message)

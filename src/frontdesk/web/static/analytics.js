@@ -6,8 +6,11 @@
  * the last 28 days) and a grain (day / week), and see: KPI cards against their targets, alerts,
  * trend charts, breakdowns by channel / intent / flow / agent / handoff reason, customer
  * insights (topics, top questions, pain points, low CSAT) and knowledge gaps to accept into the
- * knowledge base or dismiss. Every table has a CSV export (the same GET with format=csv).
- * Admins can roll the newest events up now ("Refresh numbers").
+ * knowledge base or dismiss, and A/B experiments (each variant against the control on four
+ * KPIs, with 95% intervals and verdicts). Every table has a CSV export (the same GET with
+ * format=csv). Admins can roll the newest events up now ("Refresh numbers"), start an
+ * experiment (its variants written in YAML or JSON) and stop one, naming a winner and
+ * optionally promoting it through the release gate.
  *
  * Signed in through the console's cookie session (GET /api/console/me); a visitor without one
  * goes to /console/login and comes back here. POSTs carry the session's X-CSRF-Token. Server
@@ -277,6 +280,7 @@
     const raised = num(d.alerts_raised) ? `, ${d.alerts_raised} new alert${d.alerts_raised === 1 ? '' : 's'}` : '';
     notice(`Numbers refreshed: ${nf(0).format(d.events || 0)} new events from ${nf(0).format(d.conversations || 0)} conversations${raised}.`, 'ok');
     loadRange();
+    loadExperiments();
   });
 
   // ---- Alerts ----
@@ -775,6 +779,604 @@
     return item;
   }
 
+  // ---- A/B experiments ----
+  // Not tied to the date range: each experiment is compared over the days it ran.
+  const EXP_METRICS = [
+    { key: 'bot_resolution_rate', label: 'Bot resolution rate', kind: 'rate', higher: true },
+    { key: 'handoff_rate', label: 'Handoff rate', kind: 'rate', higher: false },
+    { key: 'conversion_rate', label: 'Conversion rate', kind: 'rate', higher: true },
+    { key: 'csat_average', label: 'CSAT', kind: 'score', higher: true },
+  ];
+  const VERDICTS = {
+    better: { text: 'Better', cls: 'better', color: '#16a34a' },
+    worse: { text: 'Worse', cls: 'worse', color: '#dc2626' },
+    'not yet known': { text: 'Not yet known', cls: 'unknown', color: COLORS.indigo },
+  };
+  const CONTROL_COLOR = '#64748b';
+  const EXP_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+  const EXP_EXAMPLE = [
+    '# The control runs the live setup; "warm" changes one text of the guidelines.',
+    'control: control',
+    'variants:',
+    '  control: {}',
+    '  warm:',
+    '    guidelines:',
+    '      texts:',
+    '        fallback: "Sorry, I didn\'t catch that. Could you say it another way?"',
+    'weights:',
+    '  control: 50',
+    '  warm: 50',
+    '',
+  ].join('\n');
+  const isAdmin = () => S.user && S.user.role === 'admin';
+  const MINUS = '\u2212';
+  const signed = (v, digits) => (v > 0 ? '+' : v < 0 ? MINUS : '±') + fixed(Math.abs(v), digits);
+  /** Digits for a percentage: one under 10 (so "4.7%" is not "5%"), else none. */
+  const pctDigits = (v) => (Math.abs(v * 100) < 9.95 && v !== 0 ? 1 : 0);
+  const pctNum = (v, digits) => fixed(v * 100, digits);
+
+  /** "42% (35–49%)" or "4.21 (3.90–4.52)": a value with its 95% interval. */
+  function cellText(kind, side) {
+    const v = num(side && side.value), lo = num(side && side.low), hi = num(side && side.high);
+    if (v == null) return '—';
+    if (kind === 'rate') {
+      const d = pctDigits(v); // the interval with the value's precision: "42% (35–49%)", "4.7% (1.8–11.0%)"
+      return pctNum(v, d) + '%' + (lo != null && hi != null ? ` (${pctNum(lo, d)}–${pctNum(hi, d)}%)` : '');
+    }
+    return fixed(v, 2) + (lo != null && hi != null ? ` (${fixed(lo, 2)}–${fixed(hi, 2)})` : '');
+  }
+  /** "+7 pts (−4 to +18)" for rates (percentage points), "+0.30 (−0.12 to +0.72)" for CSAT. */
+  function diffText(kind, m) {
+    const d = num(m && m.difference), lo = num(m && m.low), hi = num(m && m.high);
+    if (d == null) return '—';
+    if (kind === 'rate') {
+      const digits = pctDigits(d);
+      const pts = (x) => signed(x * 100, digits);
+      return `${pts(d)} pts` + (lo != null && hi != null ? ` (${pts(lo)} to ${pts(hi)})` : '');
+    }
+    return signed(d, 2) + (lo != null && hi != null ? ` (${signed(lo, 2)} to ${signed(hi, 2)})` : '');
+  }
+  function verdictBadge(verdict) {
+    const v = VERDICTS[verdict] || VERDICTS['not yet known'];
+    return h('span', { className: 'an-verdict ' + v.cls, text: v.text, dataset: { testid: 'exp-verdict', verdict: verdict || 'not yet known' } });
+  }
+  /** Each variant's share of the conversations: "control 50% · warm 50%". */
+  function splitText(e) {
+    const w = e.weights || {};
+    const names = list(e.variants);
+    const total = names.reduce((a, n) => a + (Number(w[n]) || 0), 0);
+    return names.map((n) => `${n} ${total ? nf(0).format(Math.round((Number(w[n]) || 0) / total * 100)) : '—'}%`).join(' · ');
+  }
+
+  const expList = $('exp-list');
+  const expOpen = new Map(); // name -> open, as the user left it
+  let expPoll = null;
+  let expSeq = 0;
+
+  async function loadExperiments() {
+    clearTimeout(expPoll);
+    const r = await api('GET', `${API}/experiments`);
+    if (!r.ok) {
+      expList.replaceChildren();
+      $('exp-empty').hidden = false;
+      $('exp-empty').textContent = r.status === 404 ? 'Experiments are not available.' : 'Experiments could not be loaded: ' + r.error.message;
+      return;
+    }
+    const found = list(r.data && r.data.experiments);
+    const running = found.filter((e) => e.status === 'running').length;
+    $('exp-count').textContent = found.length ? `${found.length} in all${running ? ', 1 running' : ''}` : '';
+    $('exp-empty').hidden = found.length > 0;
+    $('exp-empty').textContent = 'No experiments yet.' + (isAdmin() ? ' “Start an experiment” tries a change on part of the conversations and compares it with the live setup.' : '');
+    expList.replaceChildren(...found.map((e, n) => experimentItem(e, expOpen.has(e.name) ? expOpen.get(e.name) : n === 0 || e.status === 'running')));
+    // A promotion runs the release gate in the background: look again until it is done.
+    if (found.some((e) => e.promotion && e.promotion.status === 'running')) expPoll = setTimeout(loadExperiments, 4000);
+  }
+
+  function experimentItem(e, open) {
+    const id = 'exp-' + ++expSeq;
+    const running = e.status === 'running';
+    const when = running
+      ? `Running since ${stamp(e.started_at)}`
+      : `Ran ${stamp(e.started_at)} – ${stamp(e.stopped_at)}`;
+    const summary = h('summary', { className: 'an-exp-summary' },
+      h('span', { className: 'an-exp-title' },
+        h('h3', { text: e.name, attrs: { id: id + '-title' } }),
+        h('span', { className: 'an-status ' + (running ? 'running' : 'stopped'), text: running ? 'Running' : 'Stopped', dataset: { testid: 'exp-status' } }),
+        e.winner ? h('span', { className: 'an-status winner', text: 'Winner: ' + e.winner, dataset: { testid: 'exp-winner' } }) : null),
+      h('span', { className: 'an-exp-meta' }, h('span', { text: when }), h('span', { text: 'Split: ' + splitText(e) })));
+    const body = h('div', { className: 'an-exp-body' });
+    const item = h('details', { className: 'an-exp', dataset: { testid: 'experiment', name: e.name, status: e.status } }, summary, body);
+    let drawn = false;
+    const draw = () => { if (!drawn && item.open) { drawn = true; renderExperimentBody(body, e, id); } };
+    item.addEventListener('toggle', () => { expOpen.set(e.name, item.open); draw(); });
+    item.open = open;
+    if (open) requestAnimationFrame(draw); // once in the page: plotly measures its box
+    return item;
+  }
+
+  function renderExperimentBody(body, e, id) {
+    const cmp = e.comparison || {};
+    const sides = cmp.variants || {};
+    const comparisons = list(cmp.comparisons);
+    const names = list(e.variants);
+    const byVariant = new Map(comparisons.map((c) => [c.variant, c]));
+
+    if (e.description) body.append(h('p', { className: 'an-exp-desc', text: e.description }));
+    const counted = (n) => Number((sides[n] && sides[n].conversations) || 0);
+    body.append(h('div', { className: 'an-exp-counts' },
+      h('span', { className: 'muted', text: `Compared over ${dayText(cmp.start)} – ${dayText(cmp.end)}:` }),
+      ...names.map((n) => h('span', { className: 'an-exp-count', dataset: { testid: 'exp-conversations', variant: n, count: counted(n) } },
+        h('strong', { text: n }), ` ${text('count', counted(n))} conversation${counted(n) === 1 ? '' : 's'}` + (n === e.control && n !== 'control' ? ' (control)' : '')))));
+    if (comparisons.length) {
+      body.append(h('ul', { className: 'an-exp-verdicts', attrs: { 'aria-label': 'Summary' } },
+        ...comparisons.map((c) => h('li', { dataset: { testid: 'exp-summary', variant: c.variant } }, c.summary || ''))));
+    }
+    if (e.promotion) body.append(promotionBox(e.promotion, e.winner));
+
+    const grid = h('div', { className: 'an-exp-metrics' });
+    body.append(grid);
+    EXP_METRICS.forEach((m) => grid.append(metricCard(e, m, sides, byVariant, `${id}-${m.key}`)));
+    if (isAdmin() && e.status === 'running') body.append(stopForm(e, id));
+  }
+
+  function metricCard(e, m, sides, byVariant, chartId) {
+    const names = list(e.variants);
+    const rates = m.kind === 'rate';
+    const head = h('tr', {}, th('Variant'), th('Value (95% interval)', true), th(`Difference vs ${e.control}`, true), th('Verdict'));
+    const rows = names.map((n) => {
+      const side = (sides[n] || {})[m.key] || {};
+      const cmpd = byVariant.get(n);
+      const metric = cmpd && list(cmpd.metrics).find((x) => x.metric === m.key);
+      const isControl = n === e.control;
+      const count = num(side.n) == null ? 0 : side.n;
+      const counted = rates ? `${text('count', count)} conversation${count === 1 ? '' : 's'}` : `${text('count', count)} rating${count === 1 ? '' : 's'}`;
+      return h('tr', { dataset: { testid: 'exp-row', variant: n, metric: m.key } },
+        h('td', {}, h('strong', { text: n }), h('span', { className: 'an-cell-sub', text: counted, dataset: { testid: 'exp-n' } })),
+        td(cellText(m.kind, side), true, { dataset: { testid: 'exp-value' } }),
+        td(isControl ? '—' : diffText(m.kind, metric), true, { dataset: { testid: 'exp-difference' } }),
+        h('td', {}, isControl ? h('span', { className: 'muted', text: 'baseline' }) : verdictBadge(metric ? metric.verdict : null)));
+    });
+    const titleId = chartId + '-title';
+    const chart = h('div', { className: 'an-chart an-exp-chart', attrs: { id: chartId, role: 'img', 'aria-labelledby': titleId } });
+    const card = h('article', { className: 'an-exp-metric', dataset: { metric: m.key } },
+      h('div', { className: 'an-card-head' },
+        h('h4', { text: m.label, attrs: { id: titleId } }),
+        h('span', { className: 'an-sub', text: m.higher ? 'higher is better' : 'lower is better' })),
+      chart,
+      h('div', { className: 'an-table-wrap' }, h('table', { className: 'table an-table an-exp-table', dataset: { testid: 'exp-table', metric: m.key } },
+        h('caption', { className: 'sr', text: `${m.label} of each variant of ${e.name}` }),
+        h('thead', {}, head), h('tbody', {}, ...rows))));
+    requestAnimationFrame(() => metricChart(chartId, e, m, sides, byVariant));
+    return card;
+  }
+
+  /** A small forest plot: each variant's value with its 95% interval, the control's value dotted. */
+  function metricChart(chartId, e, m, sides, byVariant) {
+    const el = $(chartId);
+    if (!el) return;
+    // Variant names are checked by the server (a-z, 0-9, - and _), so safe as chart text; anything else is left out.
+    const names = list(e.variants).filter((n) => EXP_NAME.test(n));
+    el.style.height = `${56 + 30 * names.length}px`;
+    const points = names.map((n) => ({ n, side: (sides[n] || {})[m.key] || {} })).filter((p) => num(p.side.value) != null);
+    const described = names.map((n) => `${n}: ${cellText(m.kind, (sides[n] || {})[m.key])}`).join('; ');
+    if (!haveCharts()) { showEmpty(chartId, 'The chart library did not load.'); return; }
+    if (!points.length) { showEmpty(chartId, m.kind === 'rate' ? 'No conversations yet.' : 'Not enough ratings yet.'); return; }
+    const rate = m.kind === 'rate';
+    const colorOf = (n) => {
+      if (n === e.control) return CONTROL_COLOR;
+      const c = byVariant.get(n);
+      const x = c && list(c.metrics).find((q) => q.metric === m.key);
+      return (VERDICTS[x && x.verdict] || VERDICTS['not yet known']).color;
+    };
+    const v = points.map((p) => p.side.value);
+    const hi = points.map((p) => (num(p.side.high) == null ? p.side.value : p.side.high));
+    const lo = points.map((p) => (num(p.side.low) == null ? p.side.value : p.side.low));
+    const top = Math.max(...hi);
+    const control = (sides[e.control] || {})[m.key];
+    const layout = {
+      margin: { l: 8, r: 14, t: 6, b: 26 }, height: 56 + 30 * names.length,
+      paper_bgcolor: 'rgba(0,0,0,0)', plot_bgcolor: 'rgba(0,0,0,0)',
+      font: { family: fontFamily(), size: 12, color: '#475569' }, showlegend: false, dragmode: false, hovermode: 'closest',
+      hoverlabel: { bgcolor: '#fff', bordercolor: '#cbd5e1', font: { color: '#1f2937', family: fontFamily() } },
+      xaxis: rate
+        ? { range: [0, Math.min(1, Math.max(0.1, top * 1.15))], tickformat: top < 0.1 ? '.1%' : '.0%', fixedrange: true, gridcolor: '#eef2f6', zeroline: false, automargin: true }
+        : { range: [1, 5.05], dtick: 1, fixedrange: true, gridcolor: '#eef2f6', zeroline: false, automargin: true },
+      yaxis: { type: 'category', categoryarray: names, autorange: 'reversed', fixedrange: true, showgrid: false, automargin: true, ticks: '' },
+      shapes: control && num(control.value) != null ? [{ type: 'line', yref: 'paper', y0: 0, y1: 1, x0: control.value, x1: control.value, line: { color: CONTROL_COLOR, width: 1, dash: 'dot' } }] : [],
+    };
+    plot(chartId, [{
+      type: 'scatter', mode: 'markers', cliponaxis: false, x: v, y: points.map((p) => p.n),
+      customdata: points.map((p) => cellText(m.kind, p.side)),
+      marker: { size: 10, color: points.map((p) => colorOf(p.n)), symbol: points.map((p) => (p.n === e.control ? 'diamond' : 'circle')) },
+      error_x: { type: 'data', symmetric: false, array: hi.map((x, k) => x - v[k]), arrayminus: v.map((x, k) => x - lo[k]), thickness: 2, width: 5, color: '#94a3b8' },
+      hovertemplate: '%{y}: %{customdata}<extra></extra>',
+    }], layout, `${m.label} of each variant with its 95% interval: ${described}.`);
+  }
+
+  function promotionBox(p, winner) {
+    if (p.status === 'running') {
+      return h('div', { className: 'an-promo running', dataset: { testid: 'exp-promotion', state: 'running' }, attrs: { role: 'status' } },
+        h('strong', { text: `Promoting ${winner || 'the winner'}: ` }), 'the release gate is running its tests and metrics…');
+    }
+    if (p.accepted) {
+      const installed = list(p.installed);
+      return h('div', { className: 'an-promo accepted', dataset: { testid: 'exp-promotion', state: 'accepted' } },
+        h('strong', { text: `Promoted ${winner || 'the winner'}: ` }),
+        installed.length ? 'installed ' + installed.join(', ') + '.' : 'the release gate accepted it; nothing needed installing.',
+        p.at ? h('span', { className: 'an-cell-sub', text: stamp(p.at) }) : null);
+    }
+    const reasons = list(p.reasons);
+    return h('div', { className: 'an-promo refused', dataset: { testid: 'exp-promotion', state: 'refused' } },
+      h('strong', { text: `The release gate refused ${winner || 'the winner'}` + (reasons.length ? ':' : '.') }),
+      reasons.length ? h('ul', {}, ...reasons.map((x) => h('li', { text: x }))) : null,
+      p.report ? h('p', { className: 'an-promo-report' }, 'Report: ', h('code', { text: p.report })) : null,
+      p.at ? h('span', { className: 'an-cell-sub', text: stamp(p.at) }) : null);
+  }
+
+  function stopForm(e, id) {
+    const winner = h('select', { attrs: { id: id + '-winner' }, dataset: { testid: 'exp-stop-winner' } },
+      h('option', { text: 'No winner', attrs: { value: '' } }),
+      ...list(e.variants).map((n) => h('option', { text: n === e.control && n !== 'control' ? `${n} (control)` : n, attrs: { value: n } })));
+    const promote = h('input', { attrs: { type: 'checkbox', id: id + '-promote', 'aria-describedby': id + '-promote-hint' }, dataset: { testid: 'exp-stop-promote' } });
+    const stop = h('button', { className: 'btn warn', text: 'Stop experiment…', attrs: { type: 'submit' }, dataset: { testid: 'exp-stop' } });
+    const confirmText = h('p', { attrs: { id: id + '-confirm-text' } });
+    const cancel = h('button', { className: 'btn', text: 'Cancel', attrs: { type: 'button' }, dataset: { testid: 'exp-stop-cancel' } });
+    const yes = h('button', { className: 'btn warn', text: 'Yes, stop it', attrs: { type: 'button' }, dataset: { testid: 'exp-stop-confirm' } });
+    const confirm = h('div', { className: 'an-confirm', attrs: { role: 'group', 'aria-labelledby': id + '-confirm-text' } },
+      confirmText, h('div', { className: 'an-form-actions' }, cancel, yes));
+    confirm.hidden = true;
+    const hint = h('span', { className: 'an-hint', attrs: { id: id + '-promote-hint' } });
+    const form = h('form', { className: 'an-exp-stop', attrs: { novalidate: '', 'aria-labelledby': id + '-stop-title' }, dataset: { testid: 'exp-stop-form' } },
+      h('h4', { text: 'Stop the experiment', attrs: { id: id + '-stop-title' } }),
+      h('div', { className: 'an-exp-stop-row' },
+        h('div', { className: 'an-field' }, h('label', { text: 'Winner', attrs: { for: winner.id } }), winner),
+        h('div', { className: 'an-stop-promote' },
+          h('label', { className: 'an-check', attrs: { for: promote.id } }, promote, 'Promote the winner through the release gate'),
+          hint),
+        stop),
+      confirm);
+
+    const sync = () => {
+      promote.disabled = !winner.value;
+      if (!winner.value) promote.checked = false;
+      hint.textContent = !winner.value ? 'Choose a winner to promote it.'
+        : winner.value === e.control ? 'The control is the live setup: nothing to install.'
+          : 'Installed only if the test suite passes and no tracked metric gets worse.';
+    };
+    const setArmed = (on) => {
+      confirm.hidden = !on;
+      stop.hidden = on;
+      winner.disabled = on;
+      if (on) promote.disabled = true; else sync();
+    };
+    winner.addEventListener('change', sync);
+    sync();
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const w = winner.value;
+      confirmText.textContent = `Stop “${e.name}”? Every conversation goes back to the live setup. ` +
+        (w ? `Winner: ${w}.` : 'No winner is named.') +
+        (w && promote.checked ? ` ${w} then goes through the release gate (this takes a while); it is installed only if it passes.` : '');
+      setArmed(true);
+      yes.focus();
+    });
+    cancel.addEventListener('click', () => { setArmed(false); stop.focus(); });
+    confirm.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') { ev.preventDefault(); setArmed(false); stop.focus(); } });
+    yes.addEventListener('click', async () => {
+      yes.disabled = cancel.disabled = true;
+      yes.textContent = 'Stopping…';
+      const chosen = winner.value || null, doPromote = Boolean(chosen && promote.checked);
+      const r = await api('POST', `${API}/experiments/${enc(e.name)}/stop`, { winner: chosen, promote: doPromote });
+      yes.disabled = cancel.disabled = false;
+      yes.textContent = 'Yes, stop it';
+      if (!r.ok) { setArmed(false); fail(r); stop.focus(); return; }
+      notice(`Stopped “${e.name}”` + (chosen ? ` with ${chosen} as the winner.` : '.') +
+        (doPromote ? ' The release gate is checking the winner; its outcome shows with the experiment.' : ''), 'ok');
+      expOpen.set(e.name, true);
+      await loadExperiments();
+      const again = expList.querySelector(`[data-testid="experiment"][data-name="${CSS.escape(e.name)}"] summary`);
+      if (again) again.focus();
+    });
+    return form;
+  }
+
+  // Starting one (admins).
+  const expForm = $('exp-form'), expNew = $('exp-new');
+  const expName = $('exp-name'), expDesc = $('exp-description'), expDef = $('exp-definition'), expErr = $('exp-form-error');
+  function expFormError(message, field) {
+    expErr.textContent = message || '';
+    expErr.hidden = !message;
+    for (const f of [expName, expDef]) f.removeAttribute('aria-invalid');
+    if (field) { field.setAttribute('aria-invalid', 'true'); field.focus(); }
+  }
+  function toggleExpForm(open) {
+    expForm.hidden = !open;
+    expNew.setAttribute('aria-expanded', String(open));
+    if (open) {
+      if (!expDef.value.trim()) expDef.value = EXP_EXAMPLE;
+      expFormError('');
+      expName.focus();
+    }
+  }
+  expNew.addEventListener('click', () => toggleExpForm(expForm.hidden));
+  $('exp-cancel').addEventListener('click', () => { toggleExpForm(false); expNew.focus(); });
+  expForm.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') { toggleExpForm(false); expNew.focus(); } });
+  expForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const name = expName.value.trim();
+    let parsed;
+    const source = expDef.value;
+    try {
+      try { parsed = JSON.parse(source); } catch { parsed = parseYaml(source); }
+    } catch (err) {
+      expFormError('The variants could not be read: ' + err.message + '.', expDef);
+      return;
+    }
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      expFormError('Write the variants as a mapping (variants:, and control: and weights: if needed).', expDef);
+      return;
+    }
+    const definition = Object.prototype.hasOwnProperty.call(parsed, 'variants') ? { ...parsed } : { variants: parsed };
+    if (name) definition.name = name;
+    if (expDesc.value.trim()) definition.description = expDesc.value.trim();
+    if (!definition.name || !EXP_NAME.test(String(definition.name))) {
+      expFormError('Name the experiment: lower-case letters, digits, - and _ (up to 64, starting with a letter or digit).', expName);
+      return;
+    }
+    expFormError('');
+    const btn = $('exp-start');
+    btn.disabled = true;
+    btn.textContent = 'Starting…';
+    const r = await api('POST', `${API}/experiments`, definition);
+    btn.disabled = false;
+    btn.textContent = 'Start experiment';
+    if (!r.ok) {
+      if (r.status === 401) return;
+      const field = r.status === 409 && /named/.test(r.error.message) ? expName : r.status === 422 ? expDef : null;
+      expFormError(r.error.message, field);
+      if (!field) expErr.focus();
+      return;
+    }
+    const started = r.data || {};
+    expName.value = '';
+    expDesc.value = '';
+    expDef.value = '';
+    toggleExpForm(false);
+    notice(`Experiment “${started.name || definition.name}” started: new conversations are split between ${list(started.variants).join(', ') || 'its variants'}.`, 'ok');
+    expOpen.set(started.name || definition.name, true);
+    await loadExperiments();
+    expNew.focus();
+  });
+
+  /**
+   * A small YAML reader for the experiment form: block mappings and sequences, plain and quoted
+   * scalars, literal (|) and folded (>) block scalars, one-line flow collections ({}, [a, b]),
+   * comments. Enough for experiment definitions; anything else (anchors, tags, multi-line flow
+   * or plain scalars) is refused with its line number. Throws Error(message).
+   */
+  function parseYaml(source) {
+    const raw = String(source).replace(/\r\n?/g, '\n').split('\n');
+    let i = 0;
+    const fail = (n, why) => { throw new Error(`line ${n + 1}: ${why}`); };
+    const indentOf = (s) => s.length - s.trimStart().length;
+    /** The line without its comment (a # at the start or after a space, outside quotes). */
+    function stripComment(s) {
+      let q = null;
+      for (let k = 0; k < s.length; k++) {
+        const c = s[k];
+        if (q) {
+          if (q === '"' && c === '\\') k++;
+          else if (c === q) q = null;
+        } else if (c === '"' || c === "'") {
+          if (k === 0 || /[\s:[{,-]/.test(s[k - 1])) q = c;
+        } else if (c === '#' && (k === 0 || /\s/.test(s[k - 1]))) return s.slice(0, k).trimEnd();
+      }
+      return s.trimEnd();
+    }
+    /** Skip blank and comment lines; the next meaningful line or null. */
+    function peek() {
+      while (i < raw.length) {
+        const text = stripComment(raw[i]);
+        if (text.trim() === '' || (i === 0 && text.trim() === '---')) { i++; continue; }
+        if (/^\s*\t/.test(raw[i])) fail(i, 'indent with spaces, not tabs');
+        return { n: i, indent: indentOf(text), text: text.trim() };
+      }
+      return null;
+    }
+    const isItem = (t) => t === '-' || t.startsWith('- ');
+    /** Where a "key: value" pair splits (the colon), or -1. */
+    function colonAt(t) {
+      let k = 0;
+      if (t[0] === '"' || t[0] === "'") {
+        const q = t[0];
+        for (k = 1; k < t.length; k++) {
+          if (q === '"' && t[k] === '\\') { k++; continue; }
+          if (t[k] === q) { if (q === "'" && t[k + 1] === "'") { k++; continue; } break; }
+        }
+        if (k >= t.length) return -1;
+        k++;
+        while (t[k] === ' ') k++;
+        return t[k] === ':' && (k + 1 === t.length || t[k + 1] === ' ') ? k : -1;
+      }
+      if ('[{'.includes(t[0])) return -1;
+      for (k = 0; k < t.length; k++) {
+        if (t[k] === ':' && (k + 1 === t.length || t[k + 1] === ' ')) return k;
+      }
+      return -1;
+    }
+    function keyOf(t, n) {
+      const k = t.trim();
+      if (k[0] === '"' || k[0] === "'") return scalar(k, n);
+      if (!k) fail(n, 'a key is missing');
+      return k;
+    }
+    function quoted(t, n) {
+      if (t[0] === '"') {
+        try { return JSON.parse(t.replace(/\\\//g, '/')); } catch { fail(n, 'this double-quoted text is not closed or has an unknown escape'); }
+      }
+      if (t.length < 2 || t[t.length - 1] !== "'") fail(n, 'this single-quoted text is not closed');
+      const inner = t.slice(1, -1);
+      if (/'(?!')/.test(inner.replace(/''/g, ''))) fail(n, 'a single quote inside single quotes is written twice (\'\')');
+      return inner.replace(/''/g, "'");
+    }
+    function scalar(t, n) {
+      t = t.trim();
+      if (t[0] === '"' || t[0] === "'") return quoted(t, n);
+      if (/^[&*!]/.test(t)) fail(n, 'anchors, aliases and tags are not supported here');
+      if (t === '' || t === '~' || /^(null|Null|NULL)$/.test(t)) return null;
+      if (/^(true|True|TRUE)$/.test(t)) return true;
+      if (/^(false|False|FALSE)$/.test(t)) return false;
+      if (/^[-+]?(\d[\d_]*(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/.test(t)) return Number(t.replace(/_/g, ''));
+      return t;
+    }
+    /** A one-line flow collection: {a: 1, b: [x, y]} */
+    function flow(t, n) {
+      let k = 0;
+      const ws = () => { while (t[k] === ' ') k++; };
+      function item(stops) {
+        ws();
+        if (t[k] === '{' || t[k] === '[') return collection();
+        if (t[k] === '"' || t[k] === "'") {
+          const q = t[k];
+          let e = k + 1;
+          for (; e < t.length; e++) {
+            if (q === '"' && t[e] === '\\') { e++; continue; }
+            if (t[e] === q) { if (q === "'" && t[e + 1] === "'") { e++; continue; } break; }
+          }
+          if (e >= t.length) fail(n, 'quoted text is not closed');
+          const v = quoted(t.slice(k, e + 1), n);
+          k = e + 1;
+          return v;
+        }
+        let e = k;
+        while (e < t.length && !stops.includes(t[e]) && !(t[e] === ':' && (t[e + 1] === ' ' || stops.includes(t[e + 1])))) e++;
+        const v = scalar(t.slice(k, e), n);
+        k = e;
+        return v;
+      }
+      function collection() {
+        const open = t[k++];
+        const close = open === '{' ? '}' : ']';
+        const out = open === '{' ? {} : [];
+        ws();
+        if (t[k] === close) { k++; return out; }
+        for (;;) {
+          if (open === '{') {
+            const key = item(',}');
+            ws();
+            let value = null;
+            if (t[k] === ':') { k++; value = item(',}'); }
+            if (key == null || typeof key === 'object') fail(n, 'a key in {…} is missing');
+            out[String(key)] = value;
+          } else out.push(item(',]'));
+          ws();
+          if (t[k] === ',') { k++; ws(); if (t[k] === close) { k++; return out; } continue; }
+          if (t[k] === close) { k++; return out; }
+          fail(n, `expected “,” or “${close}”` + (k >= t.length ? ' (write {…} and […] on one line)' : ''));
+        }
+      }
+      const v = collection();
+      ws();
+      if (k < t.length) fail(n, 'unexpected text after the closing bracket');
+      return v;
+    }
+    function inline(t, n) {
+      return t[0] === '{' || t[0] === '[' ? flow(t, n) : scalar(t, n);
+    }
+    /** A | or > block scalar; i is on the line after its header. */
+    function blockScalar(header, parent, n) {
+      const m = /^([|>])([-+]?)$/.exec(header);
+      if (!m) fail(n, 'write a block text as | or > (with - or + after it, if needed)');
+      const lines = [];
+      let indent = null;
+      while (i < raw.length) {
+        const line = raw[i];
+        if (line.trim() === '') { lines.push(''); i++; continue; }
+        const d = indentOf(line);
+        if (d <= parent) break;
+        if (indent === null) indent = d;
+        if (d < indent) fail(i, 'this line is less indented than the text above it');
+        lines.push(line.slice(indent));
+        i++;
+      }
+      while (lines.length && lines[lines.length - 1] === '') lines.pop(); // trailing blanks
+      let body;
+      if (m[1] === '|') body = lines.join('\n');
+      else {
+        body = '';
+        lines.forEach((l, k) => {
+          if (k === 0) body = l;
+          else if (l === '') body += '\n';
+          else body += (lines[k - 1] === '' || /^\s/.test(l) ? '' : ' ') + l;
+        });
+      }
+      if (m[2] === '-') return body;
+      return body + '\n';
+    }
+    function value(rest, parentIndent, n) {
+      if (rest === '') {
+        const next = peek();
+        if (next && next.indent > parentIndent) return block(next.indent);
+        if (next && next.indent === parentIndent && isItem(next.text)) return sequence(parentIndent);
+        return null;
+      }
+      if (rest[0] === '|' || rest[0] === '>') { i = n + 1; return blockScalar(rest, parentIndent, n); }
+      i = n + 1;
+      return inline(rest, n);
+    }
+    function mapping(indent, first) {
+      const out = {};
+      let line = first || peek();
+      while (line && line.indent === indent && !isItem(line.text)) {
+        const at = colonAt(line.text);
+        if (at < 0) fail(line.n, '“key: value” expected' + (line.text.startsWith('{') || line.text.startsWith('[') ? '' : ' (is a colon or a space after it missing?)'));
+        const key = String(keyOf(line.text.slice(0, at), line.n));
+        if (Object.prototype.hasOwnProperty.call(out, key)) fail(line.n, `“${key}” is given twice`);
+        const rest = line.text.slice(at + 1).trim();
+        i = line.n + 1;
+        out[key] = value(rest, indent, line.n);
+        line = peek();
+        first = null;
+      }
+      if (line && line.indent > indent) fail(line.n, 'unexpected indentation');
+      return out;
+    }
+    function sequence(indent) {
+      const out = [];
+      let line = peek();
+      while (line && line.indent === indent && isItem(line.text)) {
+        const rest = line.text.slice(1).trim();
+        const inner = indent + (line.text.length - line.text.slice(1).trimStart().length);
+        if (rest === '') { i = line.n + 1; out.push(value('', indent, line.n)); }
+        else if (colonAt(rest) >= 0) out.push(mapping(inner, { n: line.n, indent: inner, text: rest }));
+        else { i = line.n + 1; out.push(value(rest, indent, line.n)); }
+        line = peek();
+      }
+      if (line && line.indent > indent) fail(line.n, 'unexpected indentation');
+      return out;
+    }
+    function block(indent) {
+      const line = peek();
+      if (!line) return null;
+      if (isItem(line.text)) return sequence(indent);
+      if (colonAt(line.text) < 0) {
+        i = line.n + 1;
+        const v = inline(line.text, line.n);
+        const after = peek();
+        if (after && after.indent >= indent) fail(after.n, 'text across several lines: put it in quotes on one line, or use | or >');
+        return v;
+      }
+      return mapping(indent);
+    }
+    const first = peek();
+    if (!first) return null;
+    if (first.indent > 0) fail(first.n, 'the first line must not be indented');
+    const result = block(0);
+    const left = peek();
+    if (left) fail(left.n, 'unexpected text (check the indentation)');
+    return result;
+  }
+
   // ---- Session ----
   $('logout').addEventListener('click', async () => {
     await api('POST', `${CONSOLE_API}/logout`, {});
@@ -795,10 +1397,12 @@
     $('app').hidden = false;
     $('an-user').textContent = `${S.user.name || S.user.email} (${S.user.role})`;
     $('rollup').hidden = S.user.role !== 'admin';
+    $('exp-new').hidden = S.user.role !== 'admin';
     readUrl();
     syncControls();
     loadRange();
     loadGaps();
+    loadExperiments();
   }
 
   boot();

@@ -527,6 +527,16 @@
     }));
     const correction = h('textarea', { attrs: { id: fieldId, rows: 3, maxlength: 4000 },
       dataset: { testid: 'review-correction' } });
+    // A correction can also become a regression test (the question must now get this answer).
+    const saveTest = h('input', { attrs: { type: 'checkbox', id: fieldId + '-test', disabled: '' },
+      dataset: { testid: 'review-save-test' } });
+    const saveTestHint = h('span', { className: 'review-check-hint', text: '(write a corrected answer first)' }); // part of the label's name
+    correction.addEventListener('input', () => {
+      const written = correction.value.trim() !== '';
+      saveTest.disabled = !written;
+      if (!written) saveTest.checked = false;
+      saveTestHint.hidden = written;
+    });
     const submit = h('button', { className: 'btn primary', text: 'Submit', attrs: { type: 'button' },
       dataset: { testid: 'review-submit' } });
     const score = typeof it.score === 'number' ? it.score.toFixed(2) : fmt(it.score);
@@ -539,13 +549,16 @@
       h('h3', { text: 'Bot answer' }), h('p', { className: 'qa answer', text: it.answer }),
       h('div', { className: 'rating', attrs: { role: 'group', 'aria-label': 'Rating' } }, ...buttons),
       h('label', { text: 'Corrected answer (optional)', attrs: { for: fieldId } }), correction,
-      h('div', { className: 'review-foot' }, submit));
+      h('div', { className: 'review-foot' },
+        h('label', { className: 'review-check', attrs: { for: saveTest.id } }, saveTest, 'Also save as a regression test', saveTestHint),
+        submit));
 
     submit.addEventListener('click', async () => {
       if (!rating) { notice('Choose a rating first.', 'warn'); return; }
       const body = { message_id: it.message_id, rating };
       const text = correction.value.trim();
       if (text) body.correction = text;
+      if (text && saveTest.checked) body.save_test = true;
       submit.disabled = true;
       const r = await api('POST', '/reviews', body);
       submit.disabled = false;
@@ -554,7 +567,9 @@
       $('reviews-empty').hidden = reviewList.children.length > 0;
       const approved = r.data && r.data.approved_answer;
       const version = approved && approved.version != null ? ' version ' + approved.version : '';
-      notice(approved ? `Saved. Approved answer${version}.` : 'Saved', 'ok');
+      const saved = r.data && r.data.regression_test;
+      notice((approved ? `Saved. Approved answer${version}.` : 'Saved.') +
+        (saved ? ` Regression test saved to ${saved}.` : ''), 'ok');
     });
     return item;
   }
