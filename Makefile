@@ -31,10 +31,11 @@ lint: $(STAMP)  ## ruff and mypy --strict
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy src
 
-bench: $(STAMP)  ## turn latency and throughput, retrieval quality, encoder cost (docs/benchmarks.md)
+bench: $(STAMP)  ## turn latency and throughput, retrieval quality, encoder cost, the KPI rollup (docs/benchmarks.md)
 	$(BIN)/python benchmarks/turn_latency.py
 	$(BIN)/python benchmarks/retrieval.py
 	$(BIN)/python benchmarks/encoder.py
+	$(BIN)/python benchmarks/analytics_rollup.py
 
 clean:  ## remove local state (databases under var/) and caches
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -3,7 +3,7 @@
 Fills a fresh database with the events of ``--conversations`` synthetic conversations (100,000
 by default, about 10 messages each: 1,000,000 messages) spread over 90 days, then:
 
-1. rolls them all up (``run_rollup``, batches of 20,000 events, one transaction each) and
+1. rolls them all up (``run_rollup``, batches of 50,000 events, one transaction each) and
    reports the time and the rate;
 2. calls the dashboard's API (KPIs, daily and weekly series, breakdowns by intent and agent,
    90-day range) ``--requests`` times each through the ASGI app as a logged-in admin, and

@@ -34,7 +34,7 @@ def _pending(session: Any) -> int:
 def rollup(
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Events per transaction.")
-    ] = 20_000,
+    ] = 50_000,
     alerts: Annotated[
         bool, typer.Option("--alerts/--no-alerts", help="Check the KPI targets afterwards.")
     ] = True,

@@ -17,15 +17,16 @@ that medians come from counts too (within 6% of the exact value).
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import String, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -38,7 +39,7 @@ from frontdesk.adapters.store.tables import (
 from frontdesk.core.types import utcnow
 
 CURSOR = "kpis"
-BATCH_EVENTS = 20_000
+BATCH_EVENTS = 50_000
 
 # Histogram of response times: bucket i holds values in [10^((i-1)/20), 10^(i/20)) * FLOOR.
 BUCKETS_PER_DECADE = 20
@@ -401,6 +402,26 @@ def _lock_cursor(session: Session, name: str) -> int:
     return int(found)
 
 
+# The events whose payload the rollup reads (the others count by their type alone).
+NO_PAYLOAD = frozenset({"message_received", "conversation_reopened"})
+
+
+def _payload(kind: str, raw: Any) -> dict[str, Any]:
+    if kind in NO_PAYLOAD or raw is None:
+        return {}
+    if isinstance(raw, str):
+        found = json.loads(raw)
+        return found if isinstance(found, dict) else {}
+    return dict(raw)
+
+
+def _time(raw: Any) -> datetime:
+    """An event's time as stored: text on SQLite (UTC without a zone), a datetime on
+    PostgreSQL."""
+    at = datetime.fromisoformat(raw) if isinstance(raw, str) else raw
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
 def rollup_batch(
     session: Session,
     *,
@@ -414,25 +435,33 @@ def rollup_batch(
     """One batch, in the caller's transaction: (events read, conversations touched, skipped,
     new cursor). 0 events read: the rollup is up to date."""
     cursor = _lock_cursor(session, name)
-    table = EventRow.__table__.c  # Core columns: no ORM work per row
+    table = EventRow.__table__.c
+    # The payload and the time come back as the driver gives them (no per-row type work):
+    # payloads are decoded only for the events that read them, times parsed here.
     query = (
-        select(table.id, table.type, table.conversation_id, table.payload, table.created_at)
+        select(
+            table.id,
+            table.type,
+            table.conversation_id,
+            type_coerce(table.payload, String),
+            type_coerce(table.created_at, String),
+        )
         .where(table.id > cursor)
         .order_by(table.id)
         .limit(batch_size)
     )
     if lag_seconds > 0:
         query = query.where(table.created_at <= utcnow() - timedelta(seconds=lag_seconds))
-    events = session.connection().execute(query).all()
+    events = session.connection().execute(query).tuples().all()
     if not events:
         return 0, 0, 0, cursor
-    ids = sorted({e.conversation_id for e in events if e.conversation_id and e.type in ROLLED_UP})
+    ids = sorted({cid for _, kind, cid, _, _ in events if cid and kind in ROLLED_UP})
     batch = _Batch(_load_states(session, ids), zone, reopen_days)
-    for event in events:
-        if event.type in ROLLED_UP:
-            batch.apply(event.type, event.conversation_id, event.payload or {}, event.created_at)
+    for _, kind, cid, payload, at in events:
+        if kind in ROLLED_UP:
+            batch.apply(kind, cid, _payload(kind, payload), _time(at))
     _save(session, batch)
-    last = int(events[-1].id)
+    last = int(events[-1][0])
     session.execute(
         update(AnalyticsCursorRow).where(AnalyticsCursorRow.name == name).values(last_event_id=last)
     )
