@@ -457,3 +457,13 @@ def test_the_range_defaults_to_the_last_28_days(tmp_path: Path) -> None:
     assert last == insights.today(fd) and last - first == timedelta(days=27)
     with pytest.raises(insights.InsightsError, match="at most 366 days"):
         insights.resolve_range(fd, last - timedelta(days=400), last)
+
+
+def test_an_agents_hello_is_not_a_suggested_answer() -> None:
+    from frontdesk.analytics.insights import pleasantry
+
+    assert pleasantry("Hi, Sam here from the Northwind team. What can I help you with?")
+    assert pleasantry("Hi, this is Priya following up on your message from yesterday.")
+    assert pleasantry("Hello there, Ann here.")
+    assert not pleasantry("Hi! Yes, we gift-wrap any order for $4.99: choose it at checkout.")
+    assert not pleasantry("We do not price match, sorry.")

@@ -610,17 +610,33 @@ def low_csat(
     }
 
 
+_GREETING = re.compile(r"^\s*(hi|hello|hey|good (morning|afternoon|evening))\b", re.IGNORECASE)
+_SMALL_TALK = re.compile(
+    r"\b(how can i help|what can i (do|help)|following up|i'?ve emailed you|bear with me|"
+    r"let me (check|look))\b",
+    re.IGNORECASE,
+)
+
+
+def pleasantry(text: str) -> bool:
+    """An agent's hello or holding message ("Hi, Sam here. How can I help?"), not an answer."""
+    if _SMALL_TALK.search(text):
+        return True
+    return bool(_GREETING.match(text)) and len(text.split()) <= 8
+
+
 def _agent_answer(
     item: Asked, source: Source, within: timedelta = timedelta(days=2)
 ) -> tuple[datetime, str] | None:
     """The first reply an agent wrote after the handoff that followed this message (within
-    ``within`` of it), unless it holds the customer's personal data."""
+    ``within`` of it) that answers something (not a hello or a holding message), unless it
+    holds the customer's personal data."""
     after = [t for t in source.handoffs.get(item.conversation_id, []) if t >= item.created_at]
     if not after:
         return None
     handoff = min(after)
     for created, text in source.agent_replies.get(item.conversation_id, []):
-        if not handoff <= created <= handoff + within or not text.strip():
+        if not handoff <= created <= handoff + within or not text.strip() or pleasantry(text):
             continue
         if TOKEN_RE.search(text):
             return None  # written for this one customer (an address, a number): no FAQ answer

@@ -64,6 +64,7 @@
   const F = {
     count: (v) => ({ n: nf(0).format(v), u: '' }),
     seconds(v) {
+      if (v < 1) return { n: nf(0).format(Math.round(v * 1000)), u: 'ms' }; // the bot's replies
       if (v < 10) return { n: fixed(v, 1), u: 's' };
       if (v < 60) return { n: nf(0).format(Math.round(v)), u: 's' };
       if (v < 3600) return { n: fixed(v / 60, 1), u: 'min' };
