@@ -214,3 +214,31 @@ def test_the_winner_is_promoted_through_the_release_gate(
     assert live["texts"]["fallback"] == WARM
     assert live["assistant_name"] == "Nora"
     assert date.today().year >= 2026
+
+
+async def test_a_variant_that_cannot_run_leaves_everyone_on_the_live_setup(
+    frontdesk: Frontdesk,
+) -> None:
+    from frontdesk.adapters.store.tables import ExperimentRow
+    from frontdesk.core.types import utcnow
+
+    broken = {
+        **DEFINITION,
+        "variants": {"control": {}, "gone": {"flows": "no-such-folder"}},
+        "weights": {},
+    }
+
+    def insert(session: Any) -> None:
+        session.add(
+            ExperimentRow(
+                name="warm-fallback",
+                definition=ExperimentSpec.model_validate(broken).model_dump(mode="json"),
+                status="running",
+                started_at=utcnow(),
+            )
+        )
+
+    await frontdesk.db.run(insert)  # as if its folder was removed after it started
+    await frontdesk.load_experiment()
+    assert frontdesk.experiment is None
+    assert frontdesk.profile_for({"experiment": {"name": "warm-fallback", "variant": "gone"}})

@@ -257,15 +257,20 @@ class Frontdesk:
             return
         spec = ExperimentSpec.model_validate(row[1])
         profiles: dict[str, Profile] = {}
-        for name in spec.variants:
-            setup = build_variant(self.settings.company_dir, spec, name)
-            intents = self.intents
-            if setup.intent_model_version is not None and self.settings.intent_model:
-                version = setup.intent_model_version
-                intents = await asyncio.to_thread(
-                    self._load_intents, self.settings.intent_model, version
-                )
-            profiles[name] = Profile(setup.guidelines, setup.flows, intents)
+        try:
+            for name in spec.variants:
+                setup = build_variant(self.settings.company_dir, spec, name)
+                intents = self.intents
+                if setup.intent_model_version is not None and self.settings.intent_model:
+                    version = setup.intent_model_version
+                    intents = await asyncio.to_thread(
+                        self._load_intents, self.settings.intent_model, version
+                    )
+                profiles[name] = Profile(setup.guidelines, setup.flows, intents)
+        except Exception:  # a variant's files changed under it: serve everyone the live setup
+            log.exception("A/B experiment %s cannot run; serving the live setup", spec.name)
+            self.experiment = None
+            return
         profiles[spec.control] = self.profile
         self.experiment = RunningExperiment(spec.name, spec, profiles)
         log.info("A/B experiment %s running: %s", spec.name, ", ".join(spec.variants))
