@@ -9,7 +9,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -52,15 +52,23 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture
-def server(sqlite_template: Path, tmp_path: Path, shared_embedder: SharedEmbedder) -> Iterator[str]:
+def run_server(
+    sqlite_template: Path,
+    tmp_path: Path,
+    embedder: SharedEmbedder,
+    seed: Callable[[Frontdesk], Awaitable[None]] | None = None,
+) -> Iterator[str]:
+    """A real server on a copy of the template database, with the console accounts (and
+    whatever ``seed`` stores before it starts); yields its URL, stops it afterwards."""
     data = tmp_path / "data"
     data.mkdir()
     shutil.copy(sqlite_template, data / "frontdesk.db")
     # The template's store data is keyed and sealed under the tests' secret key.
     settings = Settings(data_dir=data, company_dir=DEMO, secret_key="test-secret")
-    fd = Frontdesk(settings, embedder=shared_embedder)
+    fd = Frontdesk(settings, embedder=embedder)
     asyncio.run(_accounts(fd))
+    if seed is not None:
+        asyncio.run(seed(fd))
     app = create_app(frontdesk=fd)
     port = _free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
@@ -74,6 +82,11 @@ def server(sqlite_template: Path, tmp_path: Path, shared_embedder: SharedEmbedde
     yield f"http://127.0.0.1:{port}"
     instance.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(sqlite_template: Path, tmp_path: Path, shared_embedder: SharedEmbedder) -> Iterator[str]:
+    yield from run_server(sqlite_template, tmp_path, shared_embedder)
 
 
 @pytest.fixture

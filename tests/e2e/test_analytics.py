@@ -6,11 +6,7 @@ Screenshot: analytics-dashboard.png in test-artifacts/ (or FRONTDESK_SCREENSHOTS
 
 from __future__ import annotations
 
-import asyncio
 import random
-import shutil
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -19,21 +15,17 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from tests.conftest import DEMO, SharedEmbedder
+from tests.conftest import SharedEmbedder
 from tests.e2e.conftest import (
     ADMIN,
     AGENT,
     NewPage,
-    _accounts,
-    _free_port,
     needs_chromium,
     playwright,
+    run_server,
 )
 
 from frontdesk.adapters.store import repository as repo
-from frontdesk.api.app import create_app
-from frontdesk.config import Settings
 from frontdesk.core.types import simulated_clock
 from frontdesk.service import Frontdesk
 
@@ -108,26 +100,7 @@ async def _seed(fd: Frontdesk) -> None:
 @pytest.fixture
 def server(sqlite_template: Path, tmp_path: Path, shared_embedder: SharedEmbedder) -> Iterator[str]:
     """The e2e server (see conftest), with the console accounts and four weeks of history."""
-    data = tmp_path / "data"
-    data.mkdir()
-    shutil.copy(sqlite_template, data / "frontdesk.db")
-    settings = Settings(data_dir=data, company_dir=DEMO, secret_key="test-secret")
-    fd = Frontdesk(settings, embedder=shared_embedder)
-    asyncio.run(_accounts(fd))
-    asyncio.run(_seed(fd))
-    app = create_app(frontdesk=fd)
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not instance.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=10)
+    yield from run_server(sqlite_template, tmp_path, shared_embedder, _seed)
 
 
 def _traffic(server: str) -> None:

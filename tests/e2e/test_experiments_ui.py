@@ -10,10 +10,6 @@ analytics-experiments.png in test-artifacts/ (or FRONTDESK_SCREENSHOTS=docs/imag
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,14 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from tests.conftest import DEMO, SharedEmbedder
-from tests.e2e.conftest import ADMIN, NewPage, _accounts, _free_port, needs_chromium
+from tests.conftest import SharedEmbedder
+from tests.e2e.conftest import ADMIN, NewPage, needs_chromium, run_server
 from tests.e2e.test_analytics import _admin, _login, _watch
 
 from frontdesk.adapters.store import repository as repo
-from frontdesk.api.app import create_app
-from frontdesk.config import Settings
 from frontdesk.core.types import simulated_clock
 from frontdesk.service import Frontdesk
 
@@ -90,26 +83,7 @@ async def _seed(fd: Frontdesk) -> None:
 @pytest.fixture
 def server(sqlite_template: Path, tmp_path: Path, shared_embedder: SharedEmbedder) -> Iterator[str]:
     """The e2e server (see conftest), with the console accounts and the made-up day."""
-    data = tmp_path / "data"
-    data.mkdir()
-    shutil.copy(sqlite_template, data / "frontdesk.db")
-    settings = Settings(data_dir=data, company_dir=DEMO, secret_key="test-secret")
-    fd = Frontdesk(settings, embedder=shared_embedder)
-    asyncio.run(_accounts(fd))
-    asyncio.run(_seed(fd))
-    app = create_app(frontdesk=fd)
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not instance.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=10)
+    yield from run_server(sqlite_template, tmp_path, shared_embedder, _seed)
 
 
 def _gibberish(server: str, conversations: int) -> Counter[str]:
