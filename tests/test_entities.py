@@ -152,13 +152,16 @@ def test_that_a_bare_five_digit_number_is_not_a_zip(message: str) -> None:
     ("it was $45", "45.00", "$45"), ("it was 45 dollars", "45.00", "45 dollars"),
     ("it was 45.99 USD", "45.99", "45.99 USD"), ("anything under $200?", "200.00", "$200"),
     ("I paid $1,299.99", "1299.99", "$1,299.99"), ("I paid $ 12.5", "12.50", "$ 12.5"),
-    ("I paid 30$", "30.00", "30$"),
+    ("I paid 30$", "30.00", "30$"), ("a budget of $28k max", "28000.00", "$28k"),
+    ("about 5k dollars", "5000.00", "5k dollars"), ("$2.5K", "2500.00", "$2.5K"),
 ])  # fmt: skip
 def test_that_money_is_an_amount_with_two_decimals(message: str, amount: str, typed: str) -> None:
     assert found(message, None) == [("amount", amount, typed)]
 
 
-@pytest.mark.parametrize("message", ["I want 45 of them", "size 10 please", "it took 3 days"])
+@pytest.mark.parametrize(
+    "message", ["I want 45 of them", "size 10 please", "it took 3 days", "a 5k run"]
+)
 def test_that_a_bare_number_is_not_an_amount(message: str) -> None:
     assert values(message, "amount") == []
 

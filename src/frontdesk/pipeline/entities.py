@@ -11,7 +11,8 @@ Kinds and their values:
   normalised) or the privacy stage's tokens such as ``<EMAIL_1>`` (value: the token).
 * ``zip``: 5 digits or ZIP+4, only after "zip (code)"/"postal code" or ending an address (after
   a state code, or after a street such as "12 Main St"). A bare 5-digit number is not one.
-* ``amount``: ``$45``, ``45 dollars``, ``45.99 USD``; value with two decimals (``"45.00"``).
+* ``amount``: ``$45``, ``45 dollars``, ``45.99 USD``, ``$28k``; value with two decimals
+  (``"45.00"``).
 * ``product``: a catalog product, tolerant of case, plurals, spacing ("t shirts"), typos and
   the synonyms in ``frontdesk.company.catalog``. Value: the catalog name (``"Hiking Boots"``).
 * ``option``: an option value, value ``"name=value"`` in catalog spelling (``"size=M"``).
@@ -66,9 +67,10 @@ class Entity:
 
 _ORDER_RE = re.compile(r"(?:#\s?(?=[Ww]\d)|(?<!\w))[Ww](\d{7})(?!\w)")
 _NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?"
+# "k" after the number means thousands ("$28k", "5k dollars").
 _AMOUNT_RE = re.compile(
-    rf"(?<![\w$]){_NUMBER}\s?(?:\$|(?:usd|dollars?|bucks)\b)"
-    rf"|(?:(?<![\w$])usd\s?|\$\s?){_NUMBER}(?!\d)(?:\s?(?:usd|dollars?)\b)?",
+    rf"(?<![\w$]){_NUMBER}(k)?\s?(?:\$|(?:usd|dollars?|bucks)\b)"
+    rf"|(?:(?<![\w$])usd\s?|\$\s?){_NUMBER}(?!\d)(k(?![a-z]))?(?:\s?(?:usd|dollars?)\b)?",
     re.IGNORECASE,
 )
 _ZIP_RE = re.compile(r"(?<![\w$.,-])\d{5}(?:-\d{4})?(?![\w-]|[.,]\d)")
@@ -105,8 +107,10 @@ def _pattern_entities(text: str) -> list[Entity]:
         value = plus + privacy.normalise(span.kind, span.value)
         add(_PRIVACY_KINDS[span.kind], value, span.start, span.end)
     for match in _AMOUNT_RE.finditer(text):
-        whole, cents = match.group(1, 2) if match.group(1) else match.group(3, 4)
+        whole, cents, thousands = match.group(1, 2, 3) if match.group(1) else match.group(4, 5, 6)
         amount = Decimal(whole.replace(",", "") + "." + (cents or "0"))
+        if thousands:
+            amount *= 1000
         add("amount", f"{amount:.2f}", *match.span())
     for match in _ZIP_RE.finditer(text):
         before, after = text[max(0, match.start() - 80) : match.start()], text[match.end() :]
