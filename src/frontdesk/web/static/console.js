@@ -81,33 +81,12 @@
   const isMine = (c) => !!(c && c.assigned_to && S.user && String(c.assigned_to.id) === String(S.user.id));
 
   // ---- API ----
-  function errorOf(status, data) {
-    const e = data && data.error;
-    if (e && e.message) return { code: e.code || String(status), message: e.message };
-    if (status === 403) return { code: 'forbidden', message: "You don't have permission to do that." };
-    if (data && typeof data.detail === 'string') return { code: String(status), message: data.detail };
-    return { code: String(status), message: `The request failed (HTTP ${status}).` };
-  }
-
-  /** fetch wrapper: resolves to {ok, status, data, error}; never throws. A 401 ends the session. */
-  async function api(method, path, body) {
-    const opts = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
-    if (method !== 'GET') {
-      opts.headers['Content-Type'] = 'application/json';
-      if (S.csrf) opts.headers['X-CSRF-Token'] = S.csrf;
-      opts.body = JSON.stringify(body || {});
-    }
-    let res;
-    try {
-      res = await fetch(API + path, opts);
-    } catch {
-      return { ok: false, status: 0, data: null,
-        error: { code: 'network', message: "Can't reach the server. Check your connection." } };
-    }
-    const data = res.status === 204 ? null : await res.json().catch(() => null);
-    if (res.status === 401 && S.user && path !== '/login') sessionLost();
-    return { ok: res.ok, status: res.status, data, error: res.ok ? null : errorOf(res.status, data) };
-  }
+  /** fetch wrapper (static/api.js): resolves to {ok, status, data, error}; never throws. A 401 ends the session. */
+  const api = FrontdeskApi.client({
+    prefix: API,
+    csrf: () => S.csrf,
+    onUnauthorized: (path) => { if (S.user && path !== '/login') sessionLost(); },
+  });
 
   // ---- Notice area ----
   const noticeEl = $('notice-bar'), noticeText = $('console-notice'); // the testid holds only the text
