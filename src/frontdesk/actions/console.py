@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from frontdesk.actions import pseudonyms
+from frontdesk.actions import ActionError, pseudonyms
 from frontdesk.adapters.store import people
 from frontdesk.adapters.store import repository as repo
 from frontdesk.adapters.store.tables import ConversationRow
@@ -22,14 +22,8 @@ from frontdesk.service import Frontdesk
 CONSOLE = ConversationId("console")  # the bus channel every console socket follows
 
 
-class ConsoleError(Exception):
+class ConsoleError(ActionError):
     """An agent action that cannot be done; ``code`` and ``status`` go to the API."""
-
-    def __init__(self, code: str, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from frontdesk.actions import pseudonyms
+from frontdesk.actions import ActionError, pseudonyms
 from frontdesk.actions.console import announce
 from frontdesk.actions.conversations import ConversationNotFound
 from frontdesk.adapters.store import people
@@ -26,14 +26,8 @@ from frontdesk.service import Frontdesk
 MAX_COMMENT_CHARS = 1000
 
 
-class CsatError(Exception):
+class CsatError(ActionError):
     """A rating that cannot be stored; ``code`` and ``status`` go to the API."""
-
-    def __init__(self, code: str, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)

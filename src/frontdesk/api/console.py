@@ -30,7 +30,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from frontdesk.actions import accounts, console, reviews
+from frontdesk.actions import ActionError, accounts, console, reviews
 from frontdesk.adapters.store import people
 from frontdesk.adapters.store import repository as repo
 from frontdesk.adapters.store import shop as shop_repo
@@ -49,21 +49,11 @@ router = APIRouter(prefix="/api/console", tags=["console"])
 pages = APIRouter(include_in_schema=False)
 
 
-class ConsoleAuthError(Exception):
-    def __init__(self, code: str, message: str, status: int) -> None:
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status
+class ConsoleAuthError(ActionError):
+    """Not logged in, a wrong CSRF token, or a role that may not do this (401 or 403)."""
 
 
 def install(app: FastAPI) -> None:
-    @app.exception_handler(ConsoleAuthError)
-    async def _auth(_request: Request, exc: ConsoleAuthError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
-
-    @app.exception_handler(console.ConsoleError)
-    async def _console(_request: Request, exc: console.ConsoleError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
-
     @app.exception_handler(reviews.ReviewError)
     async def _review(_request: Request, exc: reviews.ReviewError) -> JSONResponse:
         return JSONResponse(error_body("invalid_review", str(exc)), status_code=422)

@@ -9,8 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from frontdesk.actions import ActionError
 from frontdesk.actions.conversations import ConversationNotFound, InvalidMessage, MessageTooLong
-from frontdesk.actions.satisfaction import CsatError
 
 _CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
@@ -35,8 +35,9 @@ def install(app: FastAPI) -> None:
     async def _invalid(_request: Request, exc: InvalidMessage) -> JSONResponse:
         return JSONResponse(error_body("invalid_message", str(exc)), status_code=422)
 
-    @app.exception_handler(CsatError)
-    async def _csat(_request: Request, exc: CsatError) -> JSONResponse:
+    @app.exception_handler(ActionError)
+    async def _action(_request: Request, exc: ActionError) -> JSONResponse:
+        """Every refused action: console, login, CSRF, ratings."""
         return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
