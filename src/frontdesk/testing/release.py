@@ -108,17 +108,20 @@ def _staged_company(live: Path, candidate: Path, parts: list[str], into: Path) -
     staged = into / "company"
     shutil.copytree(live, staged, ignore=shutil.ignore_patterns(".*"))
     for part in parts:
-        target = staged / part
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-        source = candidate / part
-        if source.is_dir():
-            shutil.copytree(source, target)
-        else:
-            shutil.copy2(source, target)
+        _copy_part(candidate / part, staged / part)
     return staged
+
+
+def _copy_part(source: Path, target: Path) -> None:
+    """Copy a part (a file or a folder) to ``target``, replacing what is there."""
+    if target.is_dir():
+        shutil.rmtree(target)
+    elif target.exists():
+        target.unlink()
+    if source.is_dir():
+        shutil.copytree(source, target)
+    else:
+        shutil.copy2(source, target)
 
 
 def _staged_models(settings: Settings, version: int, into: Path) -> Path:
@@ -141,14 +144,8 @@ def install(live: Path, candidate: Path, parts: list[str], backup: Path) -> list
     """Put each part in place: copied beside the live one first, then swapped in by rename,
     the old one moved to ``backup``."""
     for part in parts:
-        source = candidate / part
         incoming = live / f".{part}.incoming"
-        if incoming.is_dir():
-            shutil.rmtree(incoming)
-        if source.is_dir():
-            shutil.copytree(source, incoming)
-        else:
-            shutil.copy2(source, incoming)
+        _copy_part(candidate / part, incoming)
         current = live / part
         if current.exists():
             backup.mkdir(parents=True, exist_ok=True)
