@@ -34,7 +34,7 @@ import httpx
 
 from frontdesk.actions.accounts import do_add_user
 from frontdesk.adapters.store.tables import EventRow
-from frontdesk.analytics.alerts import today_in
+from frontdesk.analytics.kpis import today_in
 from frontdesk.analytics.rollup import run_rollup
 from frontdesk.api.app import create_app
 from frontdesk.config import Settings

@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 from frontdesk.adapters.store.tables import AuditRow, KnowledgeGapRow
 from frontdesk.analytics import insights
+from frontdesk.analytics.kpis import RangeError, today_in
 from frontdesk.api import insights as insights_api
 from frontdesk.cli_insights import insights_app
 from frontdesk.config import Settings
@@ -454,9 +455,11 @@ async def test_the_cli_refreshes_lists_accepts_and_dismisses(
 def test_the_range_defaults_to_the_last_28_days(tmp_path: Path) -> None:
     fd = Frontdesk(Settings(data_dir=tmp_path, secret_key="test-secret"))
     first, last = insights.resolve_range(fd, None, None)
-    assert last == insights.today(fd) and last - first == timedelta(days=27)
-    with pytest.raises(insights.InsightsError, match="at most 366 days"):
+    assert last == today_in(fd.guidelines.working_hours.timezone)
+    assert last - first == timedelta(days=27)
+    with pytest.raises(RangeError, match="at most 366 days") as caught:
         insights.resolve_range(fd, last - timedelta(days=400), last)
+    assert (caught.value.code, caught.value.status) == ("invalid_range", 422)
 
 
 def test_an_agents_hello_is_not_a_suggested_answer() -> None:

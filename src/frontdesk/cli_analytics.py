@@ -88,10 +88,7 @@ def show_kpis(
 ) -> None:
     """The KPIs of the conversations opened in a date range, against their targets (as
     rolled up: run `frontdesk analytics rollup` first for the newest numbers)."""
-    from datetime import timedelta
-
     from frontdesk.analytics import kpis
-    from frontdesk.analytics.alerts import today_in
 
     settings = _settings(company, data_dir)
     try:
@@ -102,16 +99,17 @@ def show_kpis(
         raise typer.Exit(2) from exc
 
     async def work(fd: Any) -> dict[str, Any]:
-        to = last or today_in(fd.guidelines.working_hours.timezone)
-        since = first or to - timedelta(days=27)
-        if since > to:
-            raise typer.BadParameter("--start is after --end")
+        since, to = kpis.date_range(fd.guidelines.working_hours.timezone, first, last)
         found: dict[str, Any] = await fd.db.run(
             lambda s: kpis.kpis(s, since, to, fd.guidelines.kpi_targets)
         )
         return found
 
-    found = asyncio.run(_with_service(settings, work))
+    try:
+        found = asyncio.run(_with_service(settings, work))
+    except kpis.RangeError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
     if as_json:
         print(json.dumps(found, indent=2))
         return

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from frontdesk.adapters.store import people
 from frontdesk.adapters.store.tables import ExperimentRow
-from frontdesk.analytics.alerts import today_in
 from frontdesk.analytics.experiments import compare
+from frontdesk.analytics.kpis import today_in
 from frontdesk.company.experiments import (
     ExperimentError,
     ExperimentSpec,

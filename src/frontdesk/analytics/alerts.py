@@ -12,17 +12,15 @@ import asyncio
 import json
 import logging
 import urllib.request
-from datetime import date, datetime
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.store import repository as repo
 from frontdesk.adapters.store.tables import EventRow
-from frontdesk.analytics.kpis import targets_of, window_values
-from frontdesk.core.types import utcnow
+from frontdesk.analytics.kpis import targets_of, today_in, window_values
 
 log = logging.getLogger("frontdesk.analytics")
 WEBHOOK_TIMEOUT_SECONDS = 5.0
@@ -107,10 +105,6 @@ def describe(alert: dict[str, Any]) -> str:
         f"({alert['window_start']} to {alert['window_end']}, "
         f"{alert['conversations']} conversations)"
     )
-
-
-def today_in(timezone: str, now: datetime | None = None) -> date:
-    return (now or utcnow()).astimezone(ZoneInfo(timezone)).date()
 
 
 async def check_alerts(fd: Any, today: date | None = None) -> list[dict[str, Any]]:

@@ -43,6 +43,7 @@ import numpy.typing as npt
 from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
+from frontdesk.actions import ActionError
 from frontdesk.adapters.store import people
 from frontdesk.adapters.store.tables import (
     ArticleRow,
@@ -52,6 +53,7 @@ from frontdesk.adapters.store.tables import (
     KnowledgeGapRow,
     MessageRow,
 )
+from frontdesk.analytics.kpis import date_range
 from frontdesk.core.ports import Vector
 from frontdesk.core.types import Role, utcnow
 from frontdesk.knowledge.documents import load_faq, slugify
@@ -114,12 +116,8 @@ _CHAT = """hi hello hey thanks thank please pls want wanted need needs like know
 CHAT_WORDS = frozenset(_CHAT.split())
 
 
-class InsightsError(Exception):
+class InsightsError(ActionError):
     """A request the insights cannot serve; ``code`` and ``status`` go to the API."""
-
-    def __init__(self, code: str, message: str, status: int) -> None:
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status
 
 
 # --- text -------------------------------------------------------------------------------------
@@ -838,20 +836,11 @@ def _lock(fd: Frontdesk, name: str) -> asyncio.Lock:
     return locks[name]
 
 
-def today(fd: Frontdesk) -> date:
-    return utcnow().astimezone(ZoneInfo(fd.guidelines.working_hours.timezone)).date()
-
-
 def resolve_range(fd: Frontdesk, start: date | None, end: date | None) -> tuple[date, date]:
     """The days to read (both included): by default the last DEFAULT_DAYS up to today, in the
-    company's timezone."""
-    last = end or today(fd)
-    first = start or last - timedelta(days=DEFAULT_DAYS - 1)
-    if first > last:
-        raise InsightsError("invalid_range", "start must not be after end", 422)
-    if (last - first).days >= MAX_DAYS:
-        raise InsightsError("invalid_range", f"a range is at most {MAX_DAYS} days", 422)
-    return first, last
+    company's timezone; at most MAX_DAYS (the insights read messages, unlike the KPIs)."""
+    zone = fd.guidelines.working_hours.timezone
+    return date_range(zone, start, end, default_days=DEFAULT_DAYS, max_days=MAX_DAYS)
 
 
 def _bounds(fd: Frontdesk, first: date, last: date) -> tuple[datetime, datetime]:

@@ -10,17 +10,22 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, literal, select
 from sqlalchemy.orm import Session
 
+from frontdesk.actions import ActionError
 from frontdesk.adapters.store.tables import AnalyticsCountRow, AnalyticsCursorRow, EventRow
 from frontdesk.analytics.rollup import CURSOR, TOP_BUCKET, bucket_bounds
 from frontdesk.company.guidelines import KpiTargets
+from frontdesk.core.types import utcnow
 
 Metrics = dict[str, float]
+DEFAULT_DAYS = 28
+MAX_DAYS = 3660
 DIMENSIONS = ("channel", "intent", "flow", "agent", "handoff_reason", "variant")
 Grain = Literal["day", "week"]
 
@@ -49,6 +54,37 @@ VALUE_KEY = {
     "first_response_seconds": "first_response_seconds_p50",
     "resolution_minutes": "resolution_minutes_avg",
 }
+
+
+class RangeError(ActionError):
+    """A date range that cannot be read (422 ``invalid_range``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("invalid_range", message, 422)
+
+
+def today_in(timezone: str, now: datetime | None = None) -> date:
+    """The date in the company's timezone (today, or at ``now``)."""
+    return (now or utcnow()).astimezone(ZoneInfo(timezone)).date()
+
+
+def date_range(
+    timezone: str,
+    start: date | None,
+    end: date | None,
+    *,
+    default_days: int = DEFAULT_DAYS,
+    max_days: int = MAX_DAYS,
+) -> tuple[date, date]:
+    """The days to read, both included: by default the last ``default_days`` up to today in
+    the company's ``timezone``."""
+    last = end or today_in(timezone)
+    first = start or last - timedelta(days=default_days - 1)
+    if first > last:
+        raise RangeError("start must not be after end")
+    if (last - first).days >= max_days:
+        raise RangeError(f"a range is at most {max_days} days")
+    return first, last
 
 
 def _ratio(part: float, whole: float) -> float | None:

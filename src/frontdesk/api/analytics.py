@@ -4,7 +4,7 @@ breakdowns, alerts, and running the rollup now (admins). Every table is also a C
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, FastAPI, Query, Request
@@ -21,7 +21,7 @@ from frontdesk.actions.experiments import (
 )
 from frontdesk.adapters.store.tables import UserRow
 from frontdesk.analytics import kpis as kpi_queries
-from frontdesk.analytics.alerts import check_alerts, today_in
+from frontdesk.analytics.alerts import check_alerts
 from frontdesk.analytics.rollup import run_rollup
 from frontdesk.api.console import Admin, Reviewer
 from frontdesk.api.csv_export import csv_response
@@ -32,36 +32,20 @@ from frontdesk.service import Frontdesk
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
 
-DEFAULT_DAYS = 28
-MAX_DAYS = 3660
 Format = Literal["json", "csv"]
 StartQ = Annotated[date | None, Query(description="First day (YYYY-MM-DD), company timezone.")]
 EndQ = Annotated[date | None, Query(description="Last day, included. Default: today.")]
 FormatQ = Annotated[Format, Query(description="json, or csv for a spreadsheet.")]
 
 
-class RangeError(ValueError):
-    """A date range the API refuses (422)."""
-
-
 def install(app: FastAPI) -> None:
-    @app.exception_handler(RangeError)
-    async def _range_error(_request: Request, exc: RangeError) -> JSONResponse:
-        return JSONResponse(error_body("invalid_range", str(exc)), status_code=422)
-
     @app.exception_handler(ExperimentError)
     async def _experiment_error(_request: Request, exc: ExperimentError) -> JSONResponse:
         return JSONResponse(error_body("experiment", str(exc)), status_code=exc.status)
 
 
 def _range(fd: Frontdesk, start: date | None, end: date | None) -> tuple[date, date]:
-    last = end or today_in(fd.guidelines.working_hours.timezone)
-    first = start or last - timedelta(days=DEFAULT_DAYS - 1)
-    if first > last:
-        raise RangeError("start must not be after end")
-    if (last - first).days >= MAX_DAYS:
-        raise RangeError(f"a range is at most {MAX_DAYS} days")
-    return first, last
+    return kpi_queries.date_range(fd.guidelines.working_hours.timezone, start, end)
 
 
 def _name(kind: str, first: date, last: date) -> str:

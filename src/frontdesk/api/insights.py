@@ -7,23 +7,19 @@ job); a GET never reads the messages."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from datetime import date
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from frontdesk.analytics import insights
 from frontdesk.api.console import Reviewer
 from frontdesk.api.csv_export import csv_response
-from frontdesk.api.errors import error_body
 from frontdesk.api.routes import FrontdeskDep
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
 
-T = TypeVar("T")
 Format = Annotated[Literal["json", "csv"], Query(description="json, or csv for a spreadsheet.")]
 Table = Literal["topics", "top_questions", "pain_points", "low_csat_articles", "low_csat_flows"]
 GapStatus = Literal["open", "accepted", "dismissed", "all"]
@@ -88,17 +84,6 @@ class Accept(_Body):
     save_test: bool = False
 
 
-def _error(exc: insights.InsightsError) -> JSONResponse:
-    return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
-
-
-async def _serve(work: Awaitable[T]) -> T | JSONResponse:
-    try:
-        return await work
-    except insights.InsightsError as exc:
-        return _error(exc)
-
-
 def _rows(payload: dict[str, Any], table: str) -> list[dict[str, Any]]:
     if table.startswith("low_csat_"):
         rows: list[dict[str, Any]] = payload["low_csat"][table.removeprefix("low_csat_")]
@@ -121,13 +106,11 @@ async def read_insights(
     payload = await insights.latest_insights(fd, start, end)
     if payload is None:
         span = f" for {start or '…'} to {end or '…'}" if start or end else ""
-        return _error(
-            insights.InsightsError(
-                "no_insights",
-                f"no insights computed{span} yet: POST /api/analytics/insights/refresh "
-                "(or run `frontdesk insights refresh`)",
-                404,
-            )
+        raise insights.InsightsError(
+            "no_insights",
+            f"no insights computed{span} yet: POST /api/analytics/insights/refresh "
+            "(or run `frontdesk insights refresh`)",
+            404,
         )
     if format == "csv":
         return csv_response(
@@ -143,7 +126,7 @@ async def refresh(user: Reviewer, fd: FrontdeskDep, body: Refresh | None = None)
     """Compute the insights now (default: the last 28 days) and return the new snapshot. The
     knowledge gaps are updated too."""
     given = body or Refresh()
-    return await _serve(insights.refresh_insights(fd, given.start, given.end))
+    return await insights.refresh_insights(fd, given.start, given.end)
 
 
 @router.get("/gaps")
@@ -167,16 +150,13 @@ async def accept(gap_id: int, body: Accept, user: Reviewer, fd: FrontdeskDep) ->
     answers it at once, citing it. ``save_test`` also adds a conversation test for it to
     ``DATA_DIR/tests/knowledge-gaps.yaml``."""
     path = insights.default_tests_path(fd) if body.save_test else None
-    found = await _serve(
-        insights.accept_gap(
-            fd, gap_id, body.answer, question=body.question, user_id=user.id, save_test=path
-        )
+    found = await insights.accept_gap(
+        fd, gap_id, body.answer, question=body.question, user_id=user.id, save_test=path
     )
-    return found if isinstance(found, Response) else {"gap": found}
+    return {"gap": found}
 
 
 @router.post("/gaps/{gap_id}/dismiss")
 async def dismiss(gap_id: int, user: Reviewer, fd: FrontdeskDep) -> Any:
     """Dismiss the gap; the same questions coming again keep it dismissed."""
-    found = await _serve(insights.dismiss_gap(fd, gap_id, user_id=user.id))
-    return found if isinstance(found, Response) else {"gap": found}
+    return {"gap": await insights.dismiss_gap(fd, gap_id, user_id=user.id)}
