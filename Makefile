@@ -36,6 +36,7 @@ bench: $(STAMP)  ## turn latency and throughput, retrieval quality, encoder cost
 	$(BIN)/python benchmarks/retrieval.py
 	$(BIN)/python benchmarks/encoder.py
 	$(BIN)/python benchmarks/analytics_rollup.py
+	$(BIN)/python benchmarks/pii.py
 
 clean:  ## remove local state (databases under var/) and caches
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
