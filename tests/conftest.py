@@ -92,11 +92,25 @@ async def _prepare(settings: Settings, embedder: Embedder, ingest: bool) -> None
 def sqlite_template(
     tmp_path_factory: pytest.TempPathFactory, shared_embedder: SharedEmbedder
 ) -> Path:
-    """A migrated SQLite database with the demo help centre ingested, copied by each test."""
+    """A migrated SQLite database with the demo help centre ingested, copied by each test
+    (with the key file next to it: ``copy_template``)."""
     folder = tmp_path_factory.mktemp("template")
     settings = Settings(data_dir=folder, company_dir=DEMO, secret_key="test-secret")
     asyncio.run(_prepare(settings, shared_embedder, ingest=True))
     return folder / "frontdesk.db"
+
+
+def copy_template(template: Path, data_dir: Path) -> Path:
+    """A copy of the SQLite template, with the key file its values are sealed with, in
+    ``data_dir``. Returns the database's path."""
+    copy_keys(template.parent, data_dir)
+    shutil.copy(template, data_dir / "frontdesk.db")
+    return data_dir / "frontdesk.db"
+
+
+def copy_keys(source: Path, data_dir: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source / "keys.json", data_dir / "keys.json")
 
 
 async def _pg_admin(sql: str) -> None:
@@ -115,19 +129,24 @@ def _pg_url(database: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_template(shared_embedder: SharedEmbedder) -> Iterator[str]:
+def postgres_template(
+    shared_embedder: SharedEmbedder, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    """The folder holding the template database's key file, named as the database."""
     if not POSTGRES_URL:
         pytest.skip("PostgreSQL not configured")
     name = f"fd_template_{uuid.uuid4().hex[:8]}"
+    folder = tmp_path_factory.mktemp("pg-template") / name
+    folder.mkdir()
     asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
     settings = Settings(
-        data_dir=Path("/tmp"),
+        data_dir=folder,
         database_url=_pg_url(name),
         company_dir=DEMO,
         secret_key="test-secret",
     )
     asyncio.run(_prepare(settings, shared_embedder, ingest=True))
-    yield name
+    yield folder
     asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
@@ -142,12 +161,12 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
     """A fresh database with the demo knowledge already ingested."""
     if backend == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template")
-        target = tmp_path / "data" / "frontdesk.db"
-        target.parent.mkdir()
-        shutil.copy(template, target)
+        target = copy_template(template, tmp_path / "data")
         yield f"sqlite+aiosqlite:///{target}"
         return
-    template_name: str = request.getfixturevalue("postgres_template")
+    folder: Path = request.getfixturevalue("postgres_template")
+    copy_keys(folder, tmp_path / "data")
+    template_name = folder.name
     name = f"fd_test_{uuid.uuid4().hex[:10]}"
     asyncio.run(_pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"'))
     yield _pg_url(name)

@@ -569,6 +569,7 @@ def test_a_killed_rollup_resumes_without_double_counting(
     clean = tmp_path / "clean"
     clean.mkdir()
     shutil.copy(db_file, clean / "frontdesk.db")
+    shutil.copy(db_file.parent / "keys.json", clean / "keys.json")  # the keys that open it
 
     env = {**os.environ, "FRONTDESK_SECRET_KEY": "test-secret"}
     command = [

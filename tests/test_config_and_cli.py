@@ -121,7 +121,7 @@ def test_that_the_terminal_chat_answers_and_quits_on_an_empty_line(
 def test_that_migrate_reports_the_schema_revision(tmp_path: Path) -> None:
     result = runner.invoke(app, ["migrate", "--data-dir", str(tmp_path / "data")])
     assert result.exit_code == 0, result.output
-    assert "schema at revision 0004 (newest: 0004)" in result.output
+    assert "schema at revision 0005 (newest: 0005)" in result.output
 
 
 def test_that_tools_prints_the_function_calling_schemas() -> None:

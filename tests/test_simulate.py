@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from tests.conftest import DEMO, SharedEmbedder
+from tests.conftest import DEMO, SharedEmbedder, copy_template
 from typer.testing import CliRunner
 
 from frontdesk.adapters.store.tables import CsatRow, EventRow, MessageRow
@@ -99,7 +99,7 @@ async def test_the_same_seed_plays_the_same_conversations(
     for run in ("first", "second"):
         data = tmp_path / run
         data.mkdir()
-        shutil.copy(sqlite_template, data / "frontdesk.db")
+        copy_template(sqlite_template, data)
         settings = Settings(data_dir=data, company_dir=DEMO, secret_key="test-secret")
         fd = await _started(settings, shared_embedder, demo_intents)
         try:
@@ -120,7 +120,7 @@ def test_demo_simulate_only_plays_and_exits(
     # A demo folder that already holds the trained intent model and the embedded help centre.
     data = tmp_path / "demo"
     data.mkdir()
-    shutil.copy(sqlite_template, data / "frontdesk.db")
+    copy_template(sqlite_template, data)
     shutil.copytree(demo_intents, data / "models")
     monkeypatch.setenv("FRONTDESK_SECRET_KEY", "test-secret")
     monkeypatch.delenv("FRONTDESK_DATABASE_URL", raising=False)

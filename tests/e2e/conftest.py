@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from tests.conftest import DEMO, SharedEmbedder
+from tests.conftest import DEMO, SharedEmbedder, copy_template
 
 from frontdesk.api.app import create_app
 from frontdesk.config import Settings
@@ -61,9 +61,8 @@ def run_server(
     """A real server on a copy of the template database, with the console accounts (and
     whatever ``seed`` stores before it starts); yields its URL, stops it afterwards."""
     data = tmp_path / "data"
-    data.mkdir()
-    shutil.copy(sqlite_template, data / "frontdesk.db")
-    # The template's store data is keyed and sealed under the tests' secret key.
+    copy_template(sqlite_template, data)
+    # The template's store data is keyed under the tests' secret key, sealed with its key file.
     settings = Settings(data_dir=data, company_dir=DEMO, secret_key="test-secret")
     fd = Frontdesk(settings, embedder=embedder)
     asyncio.run(_accounts(fd))

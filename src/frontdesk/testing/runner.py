@@ -23,6 +23,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from frontdesk.actions.conversations import do_create_conversation, do_receive_customer_message
+from frontdesk.actions.vault import restore_for_customer
 from frontdesk.adapters.store import shop as shop_repo
 from frontdesk.adapters.store.tables import EventRow, LeadRow, MessageRow
 from frontdesk.config import Settings
@@ -209,6 +210,8 @@ class Workspace:
                 "intent_model": intent_model,
                 "knowledge_refresh_seconds": 0,
                 "secret_key": "frontdesk-test-run",
+                "encryption_keys": None,
+                "key_file": folder / "keys.json",
             }
         )
         fd = Frontdesk(scratch, embedder=embedder)
@@ -269,6 +272,7 @@ async def _copy_approved_answers(live: Settings, fd: Frontdesk) -> int:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
+    from frontdesk.adapters import crypto
     from frontdesk.adapters.store import people
     from frontdesk.adapters.store.database import Database
     from frontdesk.adapters.store.tables import ApprovedAnswerRow
@@ -278,7 +282,17 @@ async def _copy_approved_answers(live: Settings, fd: Frontdesk) -> int:
         path = Path(url.database or "")
         if not url.database or not await asyncio.to_thread(path.exists):
             return 0
-    database = Database(live.resolved_database_url)
+    listed = live.encryption_keys
+    try:  # the live keys open its approved answers; without them there are none to copy
+        keyring = crypto.load_keyring(
+            live.resolved_secret_key(),
+            live.resolved_key_file,
+            listed.get_secret_value() if listed else None,
+            create=False,
+        )
+    except (crypto.KeyringError, OSError):
+        return 0
+    database = Database(live.resolved_database_url, keyring=keyring)
     try:
         rows = await database.run(
             lambda s: [
@@ -297,7 +311,7 @@ async def _copy_approved_answers(live: Settings, fd: Frontdesk) -> int:
                 for r in people.approved_answers(s, active_only=True)
             ]
         )
-    except (SQLAlchemyError, OSError):  # an older or unreachable live database: none
+    except (SQLAlchemyError, OSError, crypto.SealError):  # older, unreachable: none
         return 0
     finally:
         await database.dispose()
@@ -327,7 +341,9 @@ async def _run_turn(fd: Frontdesk, conversation_id: str, said: str) -> Outcome:
     from frontdesk.core.types import ConversationId
 
     turn = await do_receive_customer_message(fd, ConversationId(conversation_id), said, None)
-    reply = "\n".join(m.text for m in turn.replies)
+    # What the customer is shown: their own values restored where the stored texts hold tokens.
+    shown = await restore_for_customer(fd, conversation_id, [m.public() for m in turn.replies])
+    reply = "\n".join(m["text"] for m in shown)
     citations = [x for m in turn.replies for c in m.citations for x in (c.id, c.title)]
     meta = await fd.db.run(lambda s: _reply_meta(s, turn.replies[-1].id)) if turn.replies else {}
     return Outcome(

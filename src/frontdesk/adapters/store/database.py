@@ -5,6 +5,10 @@ transaction: ``await db.run(fn)``. On SQLite the function runs on the database's
 with the synchronous driver, so a whole transaction costs one hop between threads instead of one
 per statement, and transactions queue there instead of colliding on SQLite's single writer lock.
 On PostgreSQL it runs through the async engine (asyncpg) with ``AsyncSession.run_sync``.
+
+Each transaction runs with the database's keyring in use, which seals and opens the sealed
+columns (``sealed.py``). It is set inside the function that runs on the database's thread or
+inside ``run_sync``: neither an executor nor a greenlet carries context variables over.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from sqlalchemy.engine.url import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from frontdesk.adapters.crypto import Keyring
+from frontdesk.adapters.store.sealed import keyring_in_use
+
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 T = TypeVar("T")
@@ -41,14 +48,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Deleted rows are overwritten with zeros, so that an erased customer's data cannot be
+    # read back from free pages of the file (docs/operations.md, erasure).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
 class Database:
     """One database, SQLite or PostgreSQL, behind one way of running transactions."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, keyring: Keyring | None = None) -> None:
         parsed = make_url(url)
+        self.keyring = keyring
         backend = parsed.get_backend_name()
         self.url: URL = parsed
         self.dialect = backend
@@ -76,8 +87,17 @@ class Database:
             )
 
     def _transaction(self, work: Work[T]) -> T:
-        with self._sessions() as session, session.begin():
+        with keyring_in_use(self.keyring), self._sessions() as session, session.begin():
             return work(session)
+
+    def _in_greenlet(self, work: Work[T]) -> Callable[[Session], T]:
+        def run(session: Session) -> T:
+            with keyring_in_use(self.keyring):
+                result = work(session)
+                session.flush()  # the commit runs outside: write what is pending in here
+                return result
+
+        return run
 
     async def run(self, work: Work[T]) -> T:
         """Run ``work(session)`` as one transaction: committed if it returns, rolled back if
@@ -88,7 +108,7 @@ class Database:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, self._transaction, work)
         async with self._async_sessions() as session, session.begin():
-            return await session.run_sync(work)
+            return await session.run_sync(self._in_greenlet(work))
 
     async def _with_connection(self, work: Callable[[Connection], T]) -> T:
         if self._executor is not None:
@@ -103,6 +123,21 @@ class Database:
         assert self._async_engine is not None
         async with self._async_engine.begin() as connection:
             return await connection.run_sync(work)
+
+    async def compact(self) -> None:
+        """SQLite: rewrite the file without its free pages (where deleted or rewritten values
+        linger) and empty the write-ahead log. Nothing on PostgreSQL (see docs/operations.md)."""
+        engine = self._engine
+        if engine is None or self._executor is None:
+            return
+
+        def run() -> None:
+            with engine.connect() as connection:
+                connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+                connection.exec_driver_sql("VACUUM")
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, run)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent)."""

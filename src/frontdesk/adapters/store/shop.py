@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from frontdesk.adapters.crypto import Sealer
+from frontdesk.adapters.crypto import Keyring, SealError
 from frontdesk.adapters.store.tables import (
     LeadRow,
     ShopActionRow,
@@ -78,6 +78,18 @@ def sealed_key_ids(session: Session) -> set[str]:
     return found
 
 
+def secret_matches(session: Session, sealer: Keyring, secret: bytes) -> bool:
+    """Whether the customers' keyed ids were made with ``secret`` (one customer tells)."""
+    row = session.execute(select(ShopCustomerRow.id, ShopCustomerRow.profile).limit(1)).first()
+    if row is None:
+        return True
+    try:
+        external = sealer.open_json(row.profile, PROFILE).get("external_id")
+    except SealError:
+        return False
+    return not external or customer_key(secret, str(external)) == row.id
+
+
 def store_loaded(session: Session) -> bool:
     return bool(session.execute(select(func.count()).select_from(ShopProductRow)).scalar_one())
 
@@ -86,7 +98,7 @@ def import_store(
     session: Session,
     data: Mapping[str, Any],
     secret: bytes,
-    sealer: Sealer,
+    sealer: Keyring,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, int]:
     """Replace the store's tables with ``data`` (a ``db.json`` object). Returns the counts."""
@@ -176,7 +188,7 @@ def customer_by_digest(
     return found[0] if len(found) == 1 else None
 
 
-def profile(session: Session, sealer: Sealer, customer_id: str) -> Profile | None:
+def profile(session: Session, sealer: Keyring, customer_id: str) -> Profile | None:
     sealed = session.execute(
         select(ShopCustomerRow.profile).where(ShopCustomerRow.id == customer_id)
     ).scalar_one_or_none()
@@ -185,7 +197,7 @@ def profile(session: Session, sealer: Sealer, customer_id: str) -> Profile | Non
     return Profile.from_dict(customer_id, sealer.open_json(sealed, PROFILE))
 
 
-def _order(row: ShopOrderRow, sealer: Sealer) -> Order:
+def _order(row: ShopOrderRow, sealer: Keyring) -> Order:
     return Order(
         id=row.id,
         customer_id=row.customer_id,
@@ -198,12 +210,12 @@ def _order(row: ShopOrderRow, sealer: Sealer) -> Order:
     )
 
 
-def order(session: Session, sealer: Sealer, order_id: str) -> Order | None:
+def order(session: Session, sealer: Keyring, order_id: str) -> Order | None:
     row = session.get(ShopOrderRow, order_id)
     return None if row is None else _order(row, sealer)
 
 
-def orders_of(session: Session, sealer: Sealer, customer_id: str) -> list[Order]:
+def orders_of(session: Session, sealer: Keyring, customer_id: str) -> list[Order]:
     rows = session.execute(
         select(ShopOrderRow)
         .where(ShopOrderRow.customer_id == customer_id)
@@ -226,7 +238,7 @@ def products_json(session: Session) -> dict[str, Any]:
 # --- writes --------------------------------------------------------------------------------
 
 
-def save_order(session: Session, sealer: Sealer, changed: Order) -> None:
+def save_order(session: Session, sealer: Keyring, changed: Order) -> None:
     session.execute(
         update(ShopOrderRow)
         .where(ShopOrderRow.id == changed.id)
@@ -241,7 +253,7 @@ def save_order(session: Session, sealer: Sealer, changed: Order) -> None:
     )
 
 
-def save_profile(session: Session, sealer: Sealer, secret: bytes, changed: Profile) -> None:
+def save_profile(session: Session, sealer: Keyring, secret: bytes, changed: Profile) -> None:
     session.execute(
         update(ShopCustomerRow)
         .where(ShopCustomerRow.id == changed.customer_id)
@@ -286,7 +298,7 @@ def record_action(
 
 def insert_lead(
     session: Session,
-    sealer: Sealer,
+    sealer: Keyring,
     *,
     lead_id: str,
     conversation_id: str | None,

@@ -22,6 +22,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from frontdesk.adapters.store.sealed import SealedJSON, SealedText
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC in and out, on every database (SQLite stores no zone)."""
@@ -72,7 +74,8 @@ class ConversationRow(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"), index=True)
     assigned_to: Mapped[str | None] = mapped_column(String(36), index=True)
-    state: Mapped[dict[str, Any]]
+    # The flows' slots hold what the customer typed (a name and zip to verify, an address).
+    state: Mapped[dict[str, Any]] = mapped_column(SealedJSON("conversations.state"))
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -91,7 +94,7 @@ class MessageRow(Base):
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"))
     seq: Mapped[int] = mapped_column(Integer)
     role: Mapped[str] = mapped_column(String(16))
-    text: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(SealedText("messages.text"))
     client_message_id: Mapped[str | None] = mapped_column(String(128))
     reply_to: Mapped[str | None] = mapped_column(String(36), index=True)
     citations: Mapped[list[Any]]
@@ -119,7 +122,8 @@ class PseudonymRow(Base):
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     number: Mapped[int] = mapped_column(Integer)
-    sealed: Mapped[str | None] = mapped_column(Text)  # the raw value, sealed (the vault)
+    # The raw value, sealed by its own code (the vault).
+    sealed: Mapped[str | None] = mapped_column(Text, info={"sealed": "vault"})
 
 
 class ArticleRow(Base):
@@ -160,7 +164,7 @@ class ShopCustomerRow(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     email_digest: Mapped[str] = mapped_column(String(64), index=True)
     name_zip_digest: Mapped[str] = mapped_column(String(64), index=True)
-    profile: Mapped[str] = mapped_column(Text)  # sealed JSON
+    profile: Mapped[str] = mapped_column(Text, info={"sealed": "shop_customers.profile"})
     updated_at: Mapped[datetime]
 
 
@@ -181,7 +185,7 @@ class ShopOrderRow(Base):
     items: Mapped[list[Any]]
     fulfillments: Mapped[list[Any]]
     payments: Mapped[list[Any]]
-    address: Mapped[str] = mapped_column(Text)  # sealed JSON
+    address: Mapped[str] = mapped_column(Text, info={"sealed": "shop_orders.address"})
     details: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime]
 
@@ -206,7 +210,7 @@ class LeadRow(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     conversation_id: Mapped[str | None] = mapped_column(String(36), index=True)
-    contact: Mapped[str] = mapped_column(Text)  # sealed JSON: name, email
+    contact: Mapped[str] = mapped_column(Text, info={"sealed": "leads.contact"})  # name, email
     email_digest: Mapped[str | None] = mapped_column(String(64), index=True)
     interest: Mapped[str] = mapped_column(String(300))
     budget: Mapped[str | None] = mapped_column(String(32))
@@ -256,7 +260,7 @@ class HandoffRow(Base):
     id: Mapped[int] = mapped_column(AutoBigInt, primary_key=True, autoincrement=True)
     conversation_id: Mapped[str] = mapped_column(String(36), index=True)
     reason: Mapped[str] = mapped_column(String(120))
-    summary: Mapped[dict[str, Any]]
+    summary: Mapped[dict[str, Any]] = mapped_column(SealedJSON("handoffs.summary"))
     created_at: Mapped[datetime]
     taken_by: Mapped[str | None] = mapped_column(String(36))
     taken_at: Mapped[datetime | None]
@@ -269,7 +273,7 @@ class NoteRow(Base):
     id: Mapped[int] = mapped_column(AutoBigInt, primary_key=True, autoincrement=True)
     conversation_id: Mapped[str] = mapped_column(String(36), index=True)
     author_id: Mapped[str] = mapped_column(String(36))
-    text: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(SealedText("notes.text"))
     created_at: Mapped[datetime]
 
 
@@ -281,7 +285,7 @@ class ReviewRow(Base):
     conversation_id: Mapped[str] = mapped_column(String(36))
     reviewer_id: Mapped[str] = mapped_column(String(36))
     rating: Mapped[str] = mapped_column(String(16))
-    correction: Mapped[str | None] = mapped_column(Text)
+    correction: Mapped[str | None] = mapped_column(SealedText("reviews.correction"))
     created_at: Mapped[datetime]
 
 
@@ -294,8 +298,8 @@ class ApprovedAnswerRow(Base):
 
     id: Mapped[int] = mapped_column(AutoBigInt, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(64), index=True)
-    question: Mapped[str] = mapped_column(Text)
-    answer: Mapped[str] = mapped_column(Text)
+    question: Mapped[str] = mapped_column(SealedText("approved_answers.question"))
+    answer: Mapped[str] = mapped_column(SealedText("approved_answers.answer"))
     version: Mapped[int] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(Boolean)
     embedder: Mapped[str] = mapped_column(String(100))
@@ -309,9 +313,9 @@ class TrainingExampleRow(Base):
     __tablename__ = "training_examples"
 
     id: Mapped[int] = mapped_column(AutoBigInt, primary_key=True, autoincrement=True)
-    text: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(SealedText("training_examples.text"))
     label: Mapped[str | None] = mapped_column(String(100))
-    answer: Mapped[str | None] = mapped_column(Text)
+    answer: Mapped[str | None] = mapped_column(SealedText("training_examples.answer"))
     source: Mapped[str] = mapped_column(String(32))
     review_id: Mapped[int | None] = mapped_column(AutoBigInt)
     created_by: Mapped[str] = mapped_column(String(36))
@@ -326,7 +330,7 @@ class CsatRow(Base):
 
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"), primary_key=True)
     score: Mapped[int] = mapped_column(Integer)
-    comment: Mapped[str | None] = mapped_column(Text)
+    comment: Mapped[str | None] = mapped_column(SealedText("csat.comment"))
     resolved_by: Mapped[str] = mapped_column(String(16))
     agent_id: Mapped[str | None] = mapped_column(String(36))
     flow: Mapped[str | None] = mapped_column(String(64))
@@ -387,9 +391,9 @@ class KnowledgeGapRow(Base):
 
     id: Mapped[int] = mapped_column(AutoBigInt, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
-    question: Mapped[str] = mapped_column(Text)
-    suggested_answer: Mapped[str] = mapped_column(Text)
-    examples: Mapped[list[Any]]
+    question: Mapped[str] = mapped_column(SealedText("knowledge_gaps.question"))
+    suggested_answer: Mapped[str] = mapped_column(SealedText("knowledge_gaps.suggested_answer"))
+    examples: Mapped[list[Any]] = mapped_column(SealedJSON("knowledge_gaps.examples"))
     count: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), index=True)
     article_id: Mapped[str | None] = mapped_column(String(200))
@@ -407,7 +411,8 @@ class InsightSnapshotRow(Base):
     id: Mapped[int] = mapped_column(AutoBigInt, primary_key=True, autoincrement=True)
     start: Mapped[str] = mapped_column(String(10))
     end: Mapped[str] = mapped_column(String(10))
-    payload: Mapped[dict[str, Any]]
+    # Topics and gaps quote customer questions.
+    payload: Mapped[dict[str, Any]] = mapped_column(SealedJSON("analytics_insights.payload"))
     created_at: Mapped[datetime]
 
 
@@ -423,3 +428,13 @@ class ExperimentRow(Base):
     stopped_at: Mapped[datetime | None]
     winner: Mapped[str | None] = mapped_column(String(64))
     promotion: Mapped[dict[str, Any] | None]
+
+
+class SealingPendingRow(Base):
+    """A sealed column that may still hold values written in clear before it was sealed: the
+    service seals them on start, then removes the row (see adapters/store/sealed.py)."""
+
+    __tablename__ = "sealing_pending"
+
+    table_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    column_name: Mapped[str] = mapped_column(String(64), primary_key=True)
