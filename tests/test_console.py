@@ -404,3 +404,29 @@ async def test_that_repeated_login_attempts_are_slowed_down(app: FastAPI) -> Non
             codes.append(response.status_code)
         assert codes[:10] == [401] * 10 and codes[10] == 429
         assert response.headers["retry-after"]
+
+
+async def test_that_personal_data_is_revealed_only_to_the_agent_holding_it_and_audited(
+    customer: httpx.AsyncClient, login: Login
+) -> None:
+    cid = await handed_over(customer, "I'm jo@example.com, call me on 415-555-2671. A human please")
+    ann, bob = await login("ann@example.com"), await login("bob@example.com")
+    rita, ada = await login("rita@example.com"), await login("ada@example.com")
+    detail = (await ann.get(f"/api/console/conversations/{cid}")).json()
+    assert "jo@example.com" not in str(detail) and "&lt;EMAIL_1&gt;" in str(detail)
+    # Before taking it over, an agent sees tokens only; a reviewer never sees values.
+    refused = await ann.post(f"/api/console/conversations/{cid}/reveal")
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "reveal_forbidden"
+    assert (await rita.post(f"/api/console/conversations/{cid}/reveal")).status_code == 403
+    assert (await ann.post(f"/api/console/conversations/{cid}/take")).status_code == 200
+    shown = await ann.post(f"/api/console/conversations/{cid}/reveal")
+    assert shown.status_code == 200
+    assert shown.json()["values"] == {"<EMAIL_1>": "jo@example.com", "<PHONE_1>": "415-555-2671"}
+    assert (await bob.post(f"/api/console/conversations/{cid}/reveal")).status_code == 403
+    assert (await ada.post(f"/api/console/conversations/{cid}/reveal")).status_code == 200
+    unknown = await ada.post("/api/console/conversations/nope/reveal")
+    assert unknown.status_code == 404
+    entries = (await ada.get("/api/console/audit")).json()["entries"]
+    reveals = [e for e in entries if e["action"] == "reveal_values"]
+    assert len(reveals) == 2 and {e["detail"]["count"] for e in reveals} == {2}
+    assert "jo@example.com" not in str(entries)

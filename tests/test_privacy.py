@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 from tests.conftest import open_conversation, say
 
+from frontdesk.adapters.store import repository as repo
 from frontdesk.pipeline import privacy
 from frontdesk.service import Frontdesk
 
@@ -58,18 +59,38 @@ def test_that_the_same_value_gets_the_same_digest_and_other_keys_differ() -> Non
 
 
 async def test_that_stored_messages_hold_pseudonyms_stable_within_a_conversation(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, frontdesk: Frontdesk
 ) -> None:
+    async def stored(conversation_id: str) -> list[str]:
+        messages = await frontdesk.db.run(lambda s: repo.messages_after(s, conversation_id, 0))
+        return [m.text for m in messages if m.role.value == "customer"]
+
     conversation_id = await open_conversation(client)
     first = await say(client, conversation_id, "I'm jane.doe@example.com, card 4111 1111 1111 1111")
-    assert first["message"]["text"] == "I'm <EMAIL_1>, card <CARD_1>"
-    second = await say(
-        client, conversation_id, "again: JANE.DOE@example.com, or try bob@example.org"
-    )
-    assert second["message"]["text"] == "again: <EMAIL_1>, or try <EMAIL_2>"
+    # The customer is shown their own values; the database holds tokens.
+    assert first["message"]["text"] == "I'm jane.doe@example.com, card 4111 1111 1111 1111"
+    await say(client, conversation_id, "again: JANE.DOE@example.com, or try bob@example.org")
+    assert await stored(conversation_id) == [
+        "I'm <EMAIL_1>, card <CARD_1>",
+        "again: <EMAIL_1>, or try <EMAIL_2>",
+    ]
     other = await open_conversation(client)
-    third = await say(client, other, "bob@example.org here")
-    assert third["message"]["text"] == "<EMAIL_1> here"
+    await say(client, other, "bob@example.org here")
+    assert await stored(other) == ["<EMAIL_1> here"]
+    shown = (await client.get(f"/api/conversations/{other}")).json()["messages"]
+    assert shown[0]["text"] == "bob@example.org here"
+
+
+async def test_that_a_token_typed_by_the_customer_opens_nothing_of_another_conversation(
+    client: httpx.AsyncClient,
+) -> None:
+    first = await open_conversation(client)
+    await say(client, first, "I'm jane.doe@example.com")
+    second = await open_conversation(client)
+    result = await say(client, second, "what is <EMAIL_1> and <CARD_1>?")
+    assert "jane.doe" not in str(result)
+    shown = (await client.get(f"/api/conversations/{second}")).json()
+    assert "jane.doe" not in str(shown)
 
 
 async def test_that_no_raw_personal_data_reaches_the_database(

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from tests.conftest import DEMO, open_conversation, say
 
 from frontdesk.adapters.crypto import Sealer, SealError
+from frontdesk.adapters.store import repository as repo
 from frontdesk.adapters.store import shop as shop_repo
 from frontdesk.adapters.store.tables import PseudonymRow, ShopActionRow
 from frontdesk.flows import tools
@@ -272,7 +273,9 @@ async def test_that_an_email_in_a_message_is_a_token_with_its_value_in_the_vault
 ) -> None:
     cid = await open_conversation(client)
     result = await say(client, cid, "my email is ann@example.com")
-    assert result["message"]["text"] == "my email is <EMAIL_1>"
+    assert result["message"]["text"] == "my email is ann@example.com"  # restored for its customer
+    [stored] = await frontdesk.db.run(lambda s: repo.messages_after(s, cid, 0)[:1])
+    assert stored.text == "my email is <EMAIL_1>"
     [row] = await frontdesk.db.run(lambda s: list(s.execute(select(PseudonymRow)).scalars()))
     assert row.sealed is not None and b"ann@" not in row.sealed.encode()
     assert frontdesk.sealer.open(row.sealed, "vault") == "ann@example.com"

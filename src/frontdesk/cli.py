@@ -538,6 +538,25 @@ def _analytics() -> None:
 _analytics()
 
 
+def _data_rights() -> None:
+    from frontdesk.cli_data import customers_app, retention_app
+
+    app.add_typer(customers_app, name="customers")
+    app.add_typer(retention_app, name="retention")
+
+
+_data_rights()
+
+
+def _keys() -> None:
+    from frontdesk.cli_keys import keys_app
+
+    app.add_typer(keys_app, name="keys")
+
+
+_keys()
+
+
 def main() -> None:
     app(prog_name="frontdesk")
 

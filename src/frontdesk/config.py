@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -53,6 +53,20 @@ class Settings(BaseSettings):
         description=(
             "Key for keyed hashes of personal data (pseudonyms). Default: generated once into "
             "data_dir/secret.key with mode 0600."
+        ),
+    )
+    encryption_keys: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Encryption keys as `id:base64key,id:base64key` (32-byte keys), the first one "
+            "sealing new values. Set: the keys come from here and the key file is not used."
+        ),
+    )
+    key_file: Path | None = Field(
+        default=None,
+        description=(
+            "The key file (JSON, mode 0600) holding the encryption keys; `frontdesk keys "
+            "rotate` adds keys to it. Default: data_dir/keys.json, created on the first start."
         ),
     )
     max_message_chars: int = Field(
@@ -113,6 +127,40 @@ class Settings(BaseSettings):
         description=(
             "How often the analytics job recomputes the insights (topics, knowledge gaps, "
             "pain points). 0: only on request (`frontdesk insights refresh`, the dashboard)."
+        ),
+    )
+    pii_detector: Literal["spacy", "patterns"] = Field(
+        default="spacy",
+        description=(
+            "How personal data is found in what customers and agents type: 'spacy' (validated "
+            "patterns plus spaCy's named-entity model through Presidio, for names) or "
+            "'patterns' (validated patterns only: no model, names only after a cue such as "
+            "'my name is')."
+        ),
+    )
+    retention_messages_days: int = Field(
+        default=365,
+        ge=0,
+        description=(
+            "Days a resolved conversation keeps its messages, vault, notes, handoff summaries "
+            "and CSAT comment after its last activity; then the hourly purge deletes them. "
+            "0 keeps them forever."
+        ),
+    )
+    retention_vault_days: int = Field(
+        default=90,
+        ge=0,
+        description=(
+            "Days a resolved conversation keeps the raw values behind its tokens (the vault) "
+            "after its last activity; the tokens stay. 0 keeps them forever."
+        ),
+    )
+    retention_events_days: int = Field(
+        default=400,
+        ge=0,
+        description=(
+            "Days events are kept; older ones go once the analytics rollup has counted them. "
+            "0 keeps them forever."
         ),
     )
     alert_webhook_url: str | None = Field(
@@ -196,6 +244,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'frontdesk.db').resolve()}"
+
+    @property
+    def resolved_key_file(self) -> Path:
+        return self.key_file if self.key_file is not None else self.data_dir / "keys.json"
 
     def resolved_secret_key(self) -> bytes:
         """The pseudonym key: the setting, or a key file created once under data_dir."""

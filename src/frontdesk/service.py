@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters import crypto
 from frontdesk.adapters.local_bus import LocalBus
+from frontdesk.adapters.pii import shared_detector
 from frontdesk.adapters.store import shop as shop_repo
 from frontdesk.adapters.store.database import Database
 from frontdesk.adapters.store.tables import ArticleRow
@@ -32,6 +34,7 @@ from frontdesk.knowledge.ingest import IngestReport, Progress, ingest_folder
 from frontdesk.knowledge.retrieval import Retriever
 from frontdesk.learning.intents import IntentModel
 from frontdesk.learning.registry import ModelRegistry, RegistryError
+from frontdesk.pipeline.privacy import Detector, PatternDetector
 from frontdesk.pipeline.spelling import Speller, strip_preamble
 from frontdesk.shop.records import ProductRecord
 
@@ -65,6 +68,14 @@ class Approved:
     version: int
 
 
+def keyring_for(settings: Settings, secret: bytes) -> crypto.Keyring:
+    """The encryption keys: FRONTDESK_ENCRYPTION_KEYS, or the key file (made on first use),
+    with the key derived from the secret key read-only until retired."""
+    listed = settings.encryption_keys
+    keys = listed.get_secret_value() if isinstance(listed, SecretStr) else listed
+    return crypto.load_keyring(secret, settings.resolved_key_file, keys)
+
+
 def default_embedder(settings: Settings) -> Embedder:
     from frontdesk.adapters.models.onnx_embedder import OnnxEmbedder
 
@@ -79,6 +90,16 @@ def _knowledge_version(session: Session) -> tuple[int, str, int]:
     ).one()
     approved = session.execute(select(func.max(ApprovedAnswerRow.id))).scalar_one_or_none()
     return int(count), str(newest), int(approved or 0)
+
+
+# What the understanding reads in place of a token: a value of the same kind. "<PERSON_1>"
+# read as written is the word "person", which means "a human agent" to the intent model.
+_STAND_INS = re.compile(r"<(PERSON|ADDRESS)_\d+>")
+_STAND_IN_VALUES = {"PERSON": "Alex Morgan", "ADDRESS": "12 Main St"}
+
+
+def _stand_in(match: re.Match[str]) -> str:
+    return _STAND_IN_VALUES[match.group(1)]
 
 
 class Frontdesk:
@@ -113,7 +134,10 @@ class Frontdesk:
         self._approved_vectors: Vector | None = None
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.secret = settings.resolved_secret_key()
-        self.sealer = crypto.Sealer(self.secret)
+        # The encryption keys (never the secret key itself: it keys the digests).
+        self.sealer: crypto.Keyring = keyring_for(settings, self.secret)
+        # Finds personal data in what people type; the configured one is built in start().
+        self.detector: Detector = PatternDetector()
 
     @property
     def db(self) -> Database:
@@ -141,9 +165,14 @@ class Frontdesk:
         """Open the database, apply migrations, read the guidelines and load the index."""
         self.guidelines = load_guidelines(self.settings.company_dir)
         self.flows = load_flows(self.settings.company_dir)
-        self._db = Database(self.settings.resolved_database_url)
+        self._db = Database(self.settings.resolved_database_url, keyring=self.sealer)
         await self._db.migrate()
+        await self._check_keys()
         await self.load_store()
+        products = tuple(p.name for p in self.products)
+        self.detector = await asyncio.to_thread(
+            shared_detector, self.settings.pii_detector, products
+        )
         if self.settings.intent_model:
             self.intents = await asyncio.to_thread(self._load_intents, self.settings.intent_model)
         await self.load_experiment()
@@ -168,6 +197,29 @@ class Frontdesk:
             await self._db.dispose()
             self._db = None
 
+    async def _check_keys(self) -> None:
+        """Seal what was written in clear before its column was sealed, then refuse to start
+        when the database holds values sealed under a key this service does not hold."""
+        from frontdesk.actions.keys import seal_plaintext
+        from frontdesk.adapters.store.sealed import sampled_key_ids
+
+        if any((await seal_plaintext(self.db, self.sealer)).values()):
+            await self.db.compact()  # the values in clear linger in free pages until then
+        found = await self.db.run(sampled_key_ids)
+        missing = {k: v for k, v in found.items() if not self.sealer.holds(k)}
+        if missing:
+            where = "; ".join(f"{k} ({', '.join(v)})" for k, v in sorted(missing.items()))
+            source = (
+                crypto.ENV_NAME
+                if self.sealer.from_environment
+                else f"the key file {self.settings.resolved_key_file}"
+            )
+            raise crypto.KeyringError(
+                f"the database holds values sealed under keys this service does not hold: "
+                f"{where}. It holds {', '.join(self.sealer.ids)}, from {source}. Restore the "
+                "key file (or the key list) that goes with this database from its backup"
+            )
+
     async def load_store(self, *, replace: bool = False) -> dict[str, int] | None:
         """Import the company's ``data/db.json`` into the store tables when they are empty
         (or ``replace``), then read the products and build the catalog from them."""
@@ -178,14 +230,17 @@ class Frontdesk:
             loaded = await self.db.run(shop_repo.store_loaded)
             if loaded and not replace:
                 keys = await self.db.run(shop_repo.sealed_key_ids)
-                if keys - {self.sealer.key_id}:
+                same = await self.db.run(
+                    lambda s: shop_repo.secret_matches(s, self.sealer, self.secret)
+                )
+                if keys - set(self.sealer.ids) or not same:
                     raise shop_repo.StoreDataError(
-                        f"the store's data in the database was sealed under key "
-                        f"{', '.join(sorted(keys))}, and this service holds "
-                        f"{self.sealer.key_id}: the secret key changed. Restore "
-                        "FRONTDESK_SECRET_KEY (or data_dir/secret.key), or run "
-                        "`frontdesk store import` to import data/db.json again (changes made "
-                        "in conversations since the import are lost)"
+                        "the store's data in the database was keyed with another secret key "
+                        f"or sealed under a key this service does not hold ({', '.join(keys)}"
+                        f"; it holds {', '.join(self.sealer.ids)}): the secret key changed. "
+                        "Restore FRONTDESK_SECRET_KEY (or data_dir/secret.key) and the key "
+                        "file, or run `frontdesk store import` to import data/db.json again "
+                        "(changes made in conversations since the import are lost)"
                     )
             if replace or not loaded:
                 data = await asyncio.to_thread(shop_repo.read_store_file, path)
@@ -293,7 +348,7 @@ class Frontdesk:
     def understood(self, text: str) -> str:
         """The text the understanding works on: without a greeting or self-introduction in
         front ("Hi, I'm Emily."), typos corrected. The stored text is as typed."""
-        return self.speller.correct(strip_preamble(text))
+        return self.speller.correct(strip_preamble(_STAND_INS.sub(_stand_in, text)))
 
     def online_agents(self) -> tuple[str, ...]:
         """Agents (and admins) with the console open, for assignment at handoff."""
@@ -342,7 +397,9 @@ class Frontdesk:
                 log.exception("knowledge refresh failed")
 
     async def analytics_tick(self) -> None:
-        """Resolve idle conversations, roll new events up, check the KPI targets."""
+        """Resolve idle conversations, roll new events up, check the KPI targets; hourly,
+        purge what is past its retention period."""
+        from frontdesk.actions.retention import purge_when_due
         from frontdesk.actions.satisfaction import resolve_idle
         from frontdesk.analytics.alerts import check_alerts
         from frontdesk.analytics.rollup import run_rollup
@@ -352,6 +409,7 @@ class Frontdesk:
         await run_rollup(self)
         await check_alerts(self)
         await self._insights_when_due()
+        await purge_when_due(self)
 
     async def _insights_when_due(self) -> None:
         """Recompute the insights once every ``insights_refresh_hours`` (the first run embeds

@@ -192,6 +192,8 @@ def test_that_an_admin_sees_the_kpis_charts_and_exports(
     # No session: to the sign-in page, and back after signing in.
     page = new_page("/console/analytics?grain=day")
     page.wait_for_url("**/console/login?next=*")
+    # The sign-in page first asks whether a session exists (a 401 it expects); watch after.
+    page.get_by_test_id("login-form").wait_for(state="visible")
     # Until the insights API is installed in the app, the page shows its empty states.
     errors = _watch(page, ("insights",) if insights_api else ("insights", "gaps"))
     _login(page, ADMIN)

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from frontdesk.actions import ActionError, pseudonyms
+from frontdesk.actions import ActionError, pseudonyms, vault
 from frontdesk.adapters.store import people
 from frontdesk.adapters.store import repository as repo
 from frontdesk.adapters.store.tables import ConversationRow
@@ -113,10 +113,14 @@ def apply_handoff(
 # --- agent actions ----------------------------------------------------------------------------
 
 
-def _pseudonymized(fd: Frontdesk, session: Session, conversation_id: str, text: str) -> str:
+def _pseudonymized(
+    fd: Frontdesk, session: Session, conversation_id: str, text: str, user: people.User
+) -> str:
     """An agent's text with personal data replaced by the conversation's tokens, like a
-    customer's (the raw values go to the vault). Nothing an agent types is stored in clear."""
-    return pseudonyms.apply(session, conversation_id, text, pseudonyms.find(fd, text)).text
+    customer's (the raw values go to the vault). Nothing an agent types is stored in clear but
+    their own name ("Hi, this is Ann")."""
+    found = pseudonyms.find(fd, text, own_name=user.name)
+    return pseudonyms.apply(session, conversation_id, text, found).text
 
 
 async def announce(fd: Frontdesk, conversation_id: str) -> None:
@@ -178,7 +182,7 @@ async def do_agent_reply(
         claimed = repo.claim_seq(session, conversation_id, status=Status.OPEN.value)
         assert claimed is not None
         _, seq = claimed
-        clean = _pseudonymized(fd, session, conversation_id, text)
+        clean = _pseudonymized(fd, session, conversation_id, text, user)
         message = repo.insert_message(
             session, conversation_id, seq, Role.AGENT, clean, meta={"agent": user.id}
         )
@@ -197,7 +201,7 @@ async def do_add_note(
 ) -> dict[str, Any]:
     def work(session: Session) -> dict[str, Any]:
         _conversation(session, conversation_id)
-        clean = _pseudonymized(fd, session, conversation_id, text)
+        clean = _pseudonymized(fd, session, conversation_id, text, user)
         note = people.add_note(session, conversation_id, user.id, clean)
         people.audit(session, user.id, "note", conversation_id, {"note": note.id})
         return {
@@ -283,3 +287,29 @@ async def do_resolve(fd: Frontdesk, conversation_id: str, user: people.User) -> 
         status=Status.RESOLVED,
         say=None,
     )
+
+
+async def do_reveal(fd: Frontdesk, conversation_id: str, user: people.User) -> dict[str, str]:
+    """The raw values behind the conversation's tokens, for the agent who has taken it over
+    (or an admin). Every reveal is audited: who, when, which kinds, how many."""
+
+    def work(session: Session) -> dict[str, str]:
+        conversation = _conversation(session, conversation_id)
+        if user.role != "admin" and conversation.assigned_to != user.id:
+            raise ConsoleError(
+                "reveal_forbidden",
+                "take over the conversation first to see the personal data in it",
+                403,
+            )
+        values = vault.reveal_values(session, fd, conversation_id)
+        kinds = sorted({token.strip("<>").rsplit("_", 1)[0] for token in values})
+        people.audit(
+            session,
+            user.id,
+            "reveal_values",
+            conversation_id,
+            {"kinds": kinds, "count": len(values)},
+        )
+        return values
+
+    return await fd.db.run(work)

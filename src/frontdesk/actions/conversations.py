@@ -118,11 +118,11 @@ class _Received:
 
 def _receive(
     session: Session,
+    fd: Frontdesk,
     conversation_id: str,
     text: str,
     client_message_id: str | None,
     found: pseudonyms.Found,
-    history_turns: int,
 ) -> _Received:
     """Transaction 1: store the pseudonymized message once (idempotent by client id)."""
     existing = (
@@ -140,6 +140,10 @@ def _receive(
         if claimed is None:
             raise ConversationNotFound(conversation_id)
         conversation, seq = claimed
+        awaited = flow_engine.awaited_slot(
+            conversation.state, fd.profile_for(conversation.state).flows
+        )
+        found = pseudonyms.answering(fd, text, found, awaited)
         clean = pseudonyms.apply(session, conversation_id, text, found)
         customer = repo.insert_message(
             session,
@@ -160,6 +164,7 @@ def _receive(
         ):
             replies = (_follow_up(session, conversation, customer),)
     history: tuple[Message, ...] = ()
+    history_turns = fd.settings.history_turns
     if conversation.mode is Mode.BOT and not replies and history_turns:
         recent = repo.recent_messages(session, conversation_id, history_turns + 1)
         history = tuple(m for m in recent if m.id != customer.id)  # context.build trims
@@ -288,12 +293,7 @@ async def do_receive_customer_message(
         async with fd.conversation_lock(conversation_id):
             received = await fd.db.run(
                 lambda session: _receive(
-                    session,
-                    conversation_id,
-                    text,
-                    client_message_id,
-                    found,
-                    fd.settings.history_turns,
+                    session, fd, conversation_id, text, client_message_id, found
                 )
             )
             if not received.duplicate:

@@ -4,6 +4,7 @@ vault), ``apply`` inside it (the conversation's token numbers, the replaced text
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -20,13 +21,53 @@ class Found:
     vault: dict[tuple[str, str], str]  # (kind, digest) -> sealed raw value
 
 
-def find(fd: Frontdesk, text: str) -> Found:
-    spans = tuple(privacy.detect(text))
+def find(fd: Frontdesk, text: str, own_name: str = "") -> Found:
+    """``own_name``: the writer's own name (an agent introducing themself), which is not
+    taken for personal data to hide."""
+    own = {word.casefold() for word in own_name.split()}
+    spans = tuple(
+        span
+        for span in privacy.in_context(text, fd.detector.detect(text))
+        if not (own and span.kind == privacy.PERSON and _words(span.value) <= own)
+    )
     keys = tuple((s.kind, privacy.digest(fd.secret, s.kind, s.value)) for s in spans)
     # The raw values go to the vault sealed: a tool that needs one (an email for a lead) opens
     # it there; nothing else ever sees it.
     vault = {key: fd.sealer.seal(s.value, "vault") for s, key in zip(spans, keys, strict=True)}
     return Found(spans, keys, vault)
+
+
+_BARE_NAME = re.compile(r"[^\W\d_][\w'’-]*(?:\s+[^\W\d_][\w'’-]*){0,3}")
+
+
+def answering(fd: Frontdesk, text: str, found: Found, slot_type: str | None) -> Found:
+    """``found``, plus the whole message as a PERSON when it answers "What's your name?" with
+    a bare name ("Dana Fox"): no cue word says it is one, the question does."""
+    if slot_type != "person_name" or any(s.kind == privacy.PERSON for s in found.spans):
+        return found
+    stripped = text.strip(" .!\t\n")
+    start = text.find(stripped)
+    words = {w.casefold() for w in stripped.split()}
+    if (
+        not _BARE_NAME.fullmatch(stripped)
+        or words & (privacy.NOT_NAMES | privacy.SHOP_WORDS)
+        or any(start < s.end and s.start < start + len(stripped) for s in found.spans)
+    ):
+        return found
+    span = privacy.Span(privacy.PERSON, start, start + len(stripped), stripped)
+    key = (span.kind, privacy.digest(fd.secret, span.kind, span.value))
+    pairs = sorted(
+        [*zip(found.spans, found.keys, strict=True), (span, key)], key=lambda p: p[0].start
+    )
+    return Found(
+        tuple(p[0] for p in pairs),
+        tuple(p[1] for p in pairs),
+        {**found.vault, key: fd.sealer.seal(span.value, "vault")},
+    )
+
+
+def _words(value: str) -> set[str]:
+    return {word.casefold() for word in value.split()}
 
 
 def apply(session: Session, conversation_id: str, text: str, found: Found) -> privacy.Pseudonymized:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from frontdesk.actions import vault
 from frontdesk.adapters.store import repository as repo
 from frontdesk.adapters.store import shop as shop_repo
 from frontdesk.flows.tools import (
@@ -56,9 +57,15 @@ class ShopBackend(Backend):
         digest, _ = await self.email_value(ctx, email)
         return await self.fd.db.run(lambda s: shop_repo.customer_by_digest(s, email=digest))
 
-    async def customer_by_name_zip(self, first: str, last: str, zip_code: str) -> str | None:
-        digest = shop_repo.name_zip_digest(self.fd.secret, first, last, zip_code)
-        return await self.fd.db.run(lambda s: shop_repo.customer_by_digest(s, name_zip=digest))
+    async def customer_by_name_zip(self, ctx: ToolContext, name: str, zip_code: str) -> str | None:
+        def work(session: Session) -> str | None:
+            words = vault.open_tokens(session, self.fd, ctx.conversation_id, name).split()
+            if len(words) < 2:
+                return None
+            digest = shop_repo.name_zip_digest(self.fd.secret, words[0], words[-1], zip_code)
+            return shop_repo.customer_by_digest(session, name_zip=digest)
+
+        return await self.fd.db.run(work)
 
     async def profile(self, customer_id: str) -> Profile | None:
         return await self.fd.db.run(lambda s: shop_repo.profile(s, self.fd.sealer, customer_id))
@@ -102,6 +109,9 @@ class ShopBackend(Backend):
             profile = shop_repo.profile(session, fd.sealer, customer_id)
             if profile is None:
                 raise ToolRefused("customer_not_found", "I can't find your account any more.")
+            # The raw values behind tokens (an address typed in chat) are opened here, inside
+            # the call; what is recorded of it keeps the tokens.
+            raw = vault.open_tokens(session, fd, ctx.conversation_id, args)
             order = None
             if "order_id" in args:
                 found = shop_repo.order(session, fd.sealer, args["order_id"])
@@ -110,7 +120,7 @@ class ShopBackend(Backend):
                 except policy.Refusal as refusal:
                     raise ToolRefused(refusal.code, refusal.message) from refusal
             try:
-                outcome = _apply(tool, args, order, profile, products)
+                outcome = _apply(tool, raw, order, profile, products)
             except policy.Refusal as refusal:
                 raise ToolRefused(refusal.code, refusal.message) from refusal
             if outcome.order is not None:
@@ -118,6 +128,9 @@ class ShopBackend(Backend):
             if outcome.profile is not None and outcome.profile != profile:
                 shop_repo.save_profile(session, fd.sealer, fd.secret, outcome.profile)
             result = dict(outcome.result)
+            if isinstance(args.get("address"), dict):
+                # Back to the conversation (and the actions table) as typed: tokens, not values.
+                result["address"] = AddressArgs.model_validate(args["address"]).address().text()
             shop_repo.record_action(
                 session, key, tool, _loggable(args), result, ctx.conversation_id, customer_id
             )
@@ -155,7 +168,10 @@ class ShopBackend(Backend):
                 fd.sealer,
                 lead_id=lead_id,
                 conversation_id=ctx.conversation_id,
-                contact={"name": args.name, "email": raw_email or ""},
+                contact={
+                    "name": vault.open_tokens(session, fd, ctx.conversation_id, args.name),
+                    "email": raw_email or "",
+                },
                 email_digest_value=digest,
                 interest=args.interest,
                 budget=None if args.budget is None else str(args.budget),

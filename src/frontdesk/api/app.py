@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from frontdesk import __version__
-from frontdesk.api import analytics, console, errors, insights, routes, web, websocket
+from frontdesk.api import admin, analytics, console, errors, insights, routes, web, websocket
 from frontdesk.api.limits import BodySizeLimit, RateLimit, RateLimiter, SecurityHeaders
 from frontdesk.config import Settings
 from frontdesk.service import Frontdesk
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, *, frontdesk: Frontdesk | None 
     app.include_router(console.router)
     app.include_router(analytics.router)
     app.include_router(insights.router)
+    app.include_router(admin.router)
     app.include_router(console.pages)
     app.include_router(websocket.router)
     app.include_router(web.router)

@@ -286,6 +286,13 @@ async def take(
     return await _detail_of(fd, conversation_id, user)
 
 
+@router.post("/conversations/{conversation_id}/reveal")
+async def reveal(conversation_id: str, user: Agent, fd: FrontdeskDep) -> Any:
+    """The raw values behind the tokens in this conversation (``<EMAIL_1>`` and the like), for
+    the agent who has taken it over or an admin. Each reveal is written to the audit log."""
+    return {"values": await console.do_reveal(fd, conversation_id, user)}
+
+
 @router.post("/conversations/{conversation_id}/reply", status_code=201)
 async def reply(conversation_id: str, body: Text, user: Agent, fd: FrontdeskDep) -> Any:
     message = await console.do_agent_reply(fd, conversation_id, user, body.text.strip())

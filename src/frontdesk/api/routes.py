@@ -13,6 +13,7 @@ from frontdesk.actions.conversations import (
     get_conversation_with_messages,
 )
 from frontdesk.actions.satisfaction import csat_of, do_end_conversation, do_submit_csat
+from frontdesk.actions.vault import restore_for_customer
 from frontdesk.api.schemas import (
     ConversationCreated,
     ConversationOut,
@@ -85,7 +86,7 @@ async def read_conversation(conversation_id: str, fd: FrontdeskDep) -> dict[str,
         "status": conversation.status.value,
         "created_at": conversation.created_at.isoformat(),
         "updated_at": conversation.updated_at.isoformat(),
-        "messages": [m.public() for m in messages],
+        "messages": await restore_for_customer(fd, conversation_id, [m.public() for m in messages]),
         "csat": None if rating is None else rating.public(),
     }
 
@@ -104,9 +105,13 @@ async def post_message(conversation_id: str, body: NewMessage, fd: FrontdeskDep)
     result = await do_receive_customer_message(
         fd, ConversationId(conversation_id), body.text, body.client_message_id
     )
+    # The customer is shown their own values where the stored texts hold tokens.
+    shown = await restore_for_customer(
+        fd, conversation_id, [result.message.public(), *(r.public() for r in result.replies)]
+    )
     content = {
-        "message": result.message.public(),
-        "replies": [reply.public() for reply in result.replies],
+        "message": shown[0],
+        "replies": shown[1:],
         "handoff": result.handoff,
         "duplicate": result.duplicate,
     }

@@ -22,6 +22,7 @@ from frontdesk.actions.conversations import (
     do_receive_customer_message,
     get_conversation_with_messages,
 )
+from frontdesk.actions.vault import restore_for_customer
 from frontdesk.core.types import ConversationId
 from frontdesk.service import Frontdesk
 
@@ -122,9 +123,11 @@ async def conversation_socket(
                 "status": conversation.status.value,
             }
         )
-        for message in backlog:
-            await websocket.send_json({"type": "message", "message": message.public()})
-            last_sent = message.seq
+        # The customer is shown their own values where the stored texts hold tokens.
+        shown = await restore_for_customer(fd, conversation_id, [m.public() for m in backlog])
+        for message in shown:
+            await websocket.send_json({"type": "message", "message": message})
+            last_sent = message["seq"]
 
         async def forward() -> None:
             nonlocal last_sent
@@ -135,6 +138,8 @@ async def conversation_socket(
                     if seq <= last_sent:
                         continue
                     last_sent = seq
+                    (message,) = await restore_for_customer(fd, conversation_id, [event["message"]])
+                    event = {**event, "message": message}
                 await websocket.send_json(event)
 
         async def receive() -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +65,10 @@ _PERSONAL = re.compile(
     r"will you|please|recommend|suggest|do you (have|sell|carry|stock)|is there|are there)\b",
     re.IGNORECASE,
 )
+
+
+class FlowMissing(LookupError):
+    """The conversation is in a flow the company has since removed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +143,7 @@ class _Run:
     def flow(self, frame: dict[str, Any]) -> Flow:
         found = self.rt.flows.get(frame["name"])
         if found is None:  # the company removed the flow while a conversation was in it
-            raise LookupError(frame["name"])
+            raise FlowMissing(frame["name"])
         return found
 
     def slot_turn(self, frame: dict[str, Any], text: str | None = None) -> Turn:
@@ -589,7 +593,7 @@ async def handle(rt: Runtime, state: dict[str, Any], turn: TurnInput) -> FlowRep
             await run.reply()
         elif not await run.start():
             return None
-    except LookupError:  # a flow this conversation was in no longer exists
+    except FlowMissing:  # a flow this conversation was in no longer exists
         run.stack.clear()
         return None
     current = run.stack[-1]["name"] if run.stack else None
@@ -606,3 +610,18 @@ async def handle(rt: Runtime, state: dict[str, Any], turn: TurnInput) -> FlowRep
         offer_human=run.offer_human,
         calls=run.calls,
     )
+
+
+def awaited_slot(state: Mapping[str, Any], flows: Flows) -> str | None:
+    """The slot type the conversation's flow asked the customer for, if it is waiting for one
+    (the privacy stage reads an answer to "What's your name?" as a name)."""
+    stack = state.get("flows") or []
+    if not stack:
+        return None
+    frame = stack[-1]
+    flow = flows.get(str(frame.get("name", "")))
+    index = int(frame.get("step", 0))
+    if flow is None or index >= len(flow.steps):
+        return None
+    step = flow.steps[index]
+    return step.slot_type if step.kind == "collect" else None

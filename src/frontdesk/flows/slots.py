@@ -87,6 +87,11 @@ _NAME_ZIP = re.compile(
     r"(\d{5})\b",
     re.IGNORECASE,
 )
+_TOKEN_ZIP = re.compile(
+    r"(<PERSON_\d+>)[\s,;.]*(?:and\s+)?"
+    r"(?:(?:my\s+)?(?:zip(?:\s*code)?|postal code|zipcode)\s*(?:is|:)?\s*)?(\d{5})\b",
+    re.IGNORECASE,
+)
 _NOT_NAMES = frozenset(
     [
         "my",
@@ -117,11 +122,16 @@ def identity(turn: Turn) -> Any:
     emails = turn.values("email")
     if emails:
         return {"method": "email", "email": emails[0]}
+    # A name is pseudonymized before the flows see it: its token goes to the tool, which
+    # opens it from the vault inside the call.
+    token = _TOKEN_ZIP.search(turn.text)
+    if token is not None:
+        return {"method": "name_zip", "name": token.group(1), "zip": token.group(2)}
     for match in _NAME_ZIP.finditer(turn.text):
         first, last, zip_code = match.groups()
         if first.lower() in _NOT_NAMES or last.lower() in _NOT_NAMES:
             continue
-        return {"method": "name_zip", "first_name": first, "last_name": last, "zip": zip_code}
+        return {"method": "name_zip", "name": f"{first} {last}", "zip": zip_code}
     if re.search(r"\b\d{5}\b", turn.text) or re.search(r"@", turn.text):
         return Invalid("I need your first name, last name and zip code together, or your email.")
     return None
@@ -416,7 +426,7 @@ def order_change(turn: Turn) -> Any:
 # --- addresses -------------------------------------------------------------------------------
 
 _ADDRESS = re.compile(
-    r"(?P<a1>\d+[A-Za-z]?\s+[A-Za-z0-9 .'-]+?)\s*,\s*"
+    r"(?P<a1><ADDRESS_\d+>|\d+[A-Za-z]?\s+[A-Za-z0-9 .'-]+?)\s*,\s*"
     r"(?:(?P<a2>(?i:apt|apartment|suite|ste|unit|floor|fl|room|#)\.?\s*[A-Za-z0-9-]+)\s*,\s*)?"
     r"(?P<city>[A-Za-z][A-Za-z .'-]*?)\s*,\s*(?P<state>[A-Za-z]{2})\s*,?\s*(?P<zip>\d{5})\b",
 )
@@ -526,6 +536,9 @@ _NAME = re.compile(
 
 @slot_type("person_name", from_opening=False)
 def person_name(turn: Turn) -> Any:
+    token = re.search(r"<PERSON_\d+>", turn.text)
+    if token is not None:  # the name itself is in the vault; the lead tool opens it
+        return token.group()
     match = _NAME.search(turn.text)
     if match:
         return match.group(1).strip()

@@ -41,8 +41,11 @@ class EmailArgs(_Args):
 
 
 class NameZipArgs(_Args):
-    first_name: str = Field(min_length=1, max_length=60)
-    last_name: str = Field(min_length=1, max_length=60)
+    name: str = Field(
+        min_length=1,
+        max_length=120,
+        description="First and last name, or their token such as <PERSON_1>.",
+    )
     zip: str = Field(pattern=r"^\d{5}$", description="Five-digit zip code of the default address.")
 
 
@@ -153,8 +156,9 @@ class Backend(ABC):
         """The customer with this email (raw, or a token opened from the vault)."""
 
     @abstractmethod
-    async def customer_by_name_zip(self, first: str, last: str, zip_code: str) -> str | None:
-        """The customer with this first name, last name and zip, if exactly one."""
+    async def customer_by_name_zip(self, ctx: ToolContext, name: str, zip_code: str) -> str | None:
+        """The customer with this name (first and last, raw or a token opened from the vault)
+        and zip, if exactly one."""
 
     @abstractmethod
     async def profile_view(self, customer_id: str) -> dict[str, Any]:
@@ -298,11 +302,11 @@ async def _find_by_email(backend: Backend, ctx: ToolContext, args: EmailArgs) ->
 
 @tool(
     "find_customer_by_name_zip",
-    "Identify the customer by first name, last name and the zip code of their address.",
+    "Identify the customer by first and last name and the zip code of their address.",
     NameZipArgs,
 )
 async def _find_by_name(backend: Backend, ctx: ToolContext, args: NameZipArgs) -> dict[str, Any]:
-    found = await backend.customer_by_name_zip(args.first_name, args.last_name, args.zip)
+    found = await backend.customer_by_name_zip(ctx, args.name, args.zip)
     return _authenticate(ctx, found)
 
 

@@ -295,6 +295,17 @@ def pseudonym_numbers(
     return {key: known[key] for key in wanted}
 
 
+def vault_entries(session: Session, conversation_id: str) -> dict[tuple[str, int], str]:
+    """The sealed raw value behind each token ``(kind, number)`` of a conversation that still
+    has one (retention may have purged it)."""
+    rows = session.execute(
+        select(PseudonymRow.kind, PseudonymRow.number, PseudonymRow.sealed).where(
+            PseudonymRow.conversation_id == conversation_id, PseudonymRow.sealed.is_not(None)
+        )
+    ).tuples()
+    return {(kind, number): sealed for kind, number, sealed in rows if sealed is not None}
+
+
 def pseudonym_entry(
     session: Session, conversation_id: str, kind: str, number: int
 ) -> tuple[str, str | None] | None:

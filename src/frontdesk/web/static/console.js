@@ -248,7 +248,7 @@
 
   // ---- Conversation view ----
   const convView = $('conv-view'), msgList = $('messages'), replyInput = $('reply-input');
-  const takeBtn = $('take-over'), handBtn = $('hand-back'), resolveBtn = $('resolve');
+  const takeBtn = $('take-over'), handBtn = $('hand-back'), resolveBtn = $('resolve'), revealBtn = $('reveal');
   const replySend = $('reply-send'), noteInput = $('note-input'), convEmpty = $('conv-empty');
 
   function openConversation(id) {
@@ -310,6 +310,8 @@
     takeBtn.disabled = S.busy;
     handBtn.hidden = resolveBtn.hidden = $('reply-form').hidden = $('note-form').hidden = !agent;
     handBtn.disabled = replySend.disabled = !canAct;
+    revealBtn.hidden = !agent;
+    revealBtn.disabled = S.busy || !(mine || isAdmin());
     resolveBtn.disabled = !canAct || c.status === 'resolved';
     replyInput.placeholder = mine && c.mode === 'human'
       ? 'Write a reply… (Enter sends, Shift+Enter for a new line)' : 'Take over the conversation to reply';
@@ -326,6 +328,27 @@
     for (const m of sorted.slice(same ? have.length : 0)) msgList.append(messageRow(m));
     if (!same || nearBottom) msgList.scrollTop = msgList.scrollHeight;
     S.msgConv = S.openId;
+  }
+
+  /** Replace the tokens (<EMAIL_1>, ...) in the shown messages by the values the server
+   *  revealed. Text only: textContent cannot carry markup. */
+  function showValues(values) {
+    const swap = (t) => t.replace(/<[A-Z_]+_\d+>/g, (tok) => (Object.hasOwn(values, tok) ? values[tok] : tok));
+    for (const b of msgList.querySelectorAll('.bubble')) {
+      const text = b.textContent || '';
+      const shown = swap(text);
+      if (shown !== text) { b.textContent = shown; b.classList.add('revealed'); }
+    }
+  }
+
+  async function reveal() {
+    const r = await act('reveal');
+    if (!r) return;
+    if (!r.ok) { fail(r); return; }
+    const values = (r.data && r.data.values) || {};
+    showValues(values);
+    notice(Object.keys(values).length ? 'Personal data shown. This view is recorded in the audit log.'
+      : 'This conversation holds no personal data.', 'ok');
   }
 
   function messageRow(m) {
@@ -455,6 +478,7 @@
   takeBtn.addEventListener('click', () => take(false));
   forceBtn.addEventListener('click', () => take(true));
   handBtn.addEventListener('click', () => simpleAction('handback', 'Handed back to the bot.'));
+  revealBtn.addEventListener('click', reveal);
   resolveBtn.addEventListener('click', () => simpleAction('resolve', 'Conversation resolved.'));
   $('reply-form').addEventListener('submit', (e) => { e.preventDefault(); sendReply(); });
   replyInput.addEventListener('keydown', (e) => {
