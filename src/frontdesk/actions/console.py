@@ -113,14 +113,11 @@ def apply_handoff(
 # --- agent actions ----------------------------------------------------------------------------
 
 
-def _pseudonymized(
-    fd: Frontdesk, session: Session, conversation_id: str, text: str, user: people.User
-) -> str:
-    """An agent's text with personal data replaced by the conversation's tokens, like a
-    customer's (the raw values go to the vault). Nothing an agent types is stored in clear but
-    their own name ("Hi, this is Ann")."""
-    found = pseudonyms.find(fd, text, own_name=user.name)
-    return pseudonyms.apply(session, conversation_id, text, found).text
+def _found(fd: Frontdesk, text: str, user: people.User) -> pseudonyms.Found:
+    """The personal data in an agent's text, found before the transaction (the detector runs
+    on the event loop's thread only), like a customer's. Nothing an agent types is stored in
+    clear but their own name ("Hi, this is Ann")."""
+    return pseudonyms.find(fd, text, own_name=user.name)
 
 
 async def announce(fd: Frontdesk, conversation_id: str) -> None:
@@ -175,6 +172,8 @@ async def do_take(
 async def do_agent_reply(
     fd: Frontdesk, conversation_id: str, user: people.User, text: str
 ) -> Message:
+    found = _found(fd, text, user)
+
     def work(session: Session) -> Message:
         _must_hold(_conversation(session, conversation_id), user)
         # An agent's first reply ends the wait (an agent assigned at handoff may reply
@@ -182,7 +181,7 @@ async def do_agent_reply(
         claimed = repo.claim_seq(session, conversation_id, status=Status.OPEN.value)
         assert claimed is not None
         _, seq = claimed
-        clean = _pseudonymized(fd, session, conversation_id, text, user)
+        clean = pseudonyms.apply(session, conversation_id, text, found).text
         message = repo.insert_message(
             session, conversation_id, seq, Role.AGENT, clean, meta={"agent": user.id}
         )
@@ -199,9 +198,11 @@ async def do_agent_reply(
 async def do_add_note(
     fd: Frontdesk, conversation_id: str, user: people.User, text: str
 ) -> dict[str, Any]:
+    found = _found(fd, text, user)
+
     def work(session: Session) -> dict[str, Any]:
         _conversation(session, conversation_id)
-        clean = _pseudonymized(fd, session, conversation_id, text, user)
+        clean = pseudonyms.apply(session, conversation_id, text, found).text
         note = people.add_note(session, conversation_id, user.id, clean)
         people.audit(session, user.id, "note", conversation_id, {"note": note.id})
         return {
