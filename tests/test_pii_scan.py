@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -149,3 +150,32 @@ def _pg_dump(host: str, port: int, user: str | None, database: str | None) -> st
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+async def test_that_the_encoder_never_reads_a_name_or_an_email(
+    customer: httpx.AsyncClient, frontdesk: Frontdesk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: list[str] = []
+    embedder = frontdesk.embedder
+    one, many = embedder.embed_one, embedder.embed
+
+    async def embed_one(text: str) -> Any:
+        read.append(text)
+        return await one(text)
+
+    def embed(texts: Any) -> Any:
+        read.extend(texts)
+        return many(texts)
+
+    monkeypatch.setattr(embedder, "embed_one", embed_one)
+    monkeypatch.setattr(embedder, "embed", embed)
+    cid = await open_conversation(customer)
+    for line in (
+        "I'd like a quote for a bulk order for my hiking club",
+        "dana fox",  # a bare name, lower case (no model takes it for one), answering "What's your name?"
+        "dana.fox@club.example.org",
+        "I'm Maria Gonzalez, is the hiking boot waterproof?",
+    ):
+        await say(customer, cid, line)
+    assert read, "the encoder read nothing: the test would prove nothing"
+    assert not any("dana" in t.lower() or "gonzalez" in t.lower() for t in read), read

@@ -281,12 +281,13 @@ async def do_receive_customer_message(
     text = check_text(text, fd.settings.max_message_chars)
     found = pseudonyms.find(fd, text)
     # Text without personal data is stored as it is: its query vector is computed while the
-    # message is written. Text with personal data is embedded only once pseudonymized.
+    # message is written. Text with personal data is embedded only once pseudonymized, and so
+    # is text that may turn out to be a bare name answering "What's your name?".
     lookup = needs_knowledge(text, fd.guidelines)
     understood = fd.understood(text)
     early = (
         None
-        if found.spans or not lookup
+        if found.spans or not lookup or pseudonyms.could_be_name(text)
         else asyncio.ensure_future(fd.embedder.embed_one(understood))
     )
     try:

@@ -40,6 +40,11 @@ def find(fd: Frontdesk, text: str, own_name: str = "") -> Found:
 _BARE_NAME = re.compile(r"[^\W\d_][\w'’-]*(?:\s+[^\W\d_][\w'’-]*){0,3}")
 
 
+def could_be_name(text: str) -> bool:
+    """One to four words and nothing else: the shape of a bare name."""
+    return _BARE_NAME.fullmatch(text.strip(" .!\t\n")) is not None
+
+
 def answering(fd: Frontdesk, text: str, found: Found, slot_type: str | None) -> Found:
     """``found``, plus the whole message as a PERSON when it answers "What's your name?" with
     a bare name ("Dana Fox"): no cue word says it is one, the question does."""
@@ -49,7 +54,7 @@ def answering(fd: Frontdesk, text: str, found: Found, slot_type: str | None) -> 
     start = text.find(stripped)
     words = {w.casefold() for w in stripped.split()}
     if (
-        not _BARE_NAME.fullmatch(stripped)
+        not could_be_name(stripped)
         or words & (privacy.NOT_NAMES | privacy.SHOP_WORDS)
         or any(start < s.end and s.start < start + len(stripped) for s in found.spans)
     ):
