@@ -172,7 +172,7 @@ async def test_that_the_encoder_never_reads_a_name_or_an_email(
     cid = await open_conversation(customer)
     for line in (
         "I'd like a quote for a bulk order for my hiking club",
-        "dana fox",  # a bare name, lower case (no model takes it for one), answering "What's your name?"
+        "dana fox",  # a bare name in lower case, answering "What's your name?"
         "dana.fox@club.example.org",
         "I'm Maria Gonzalez, is the hiking boot waterproof?",
     ):
