@@ -80,6 +80,33 @@ def test_that_an_agent_takes_over_replies_and_hands_back(new_page: NewPage, shot
     customer.screenshot(path=str(shots / "handoff-customer-back-to-bot.png"))
 
 
+def test_that_personal_data_shows_as_tokens_until_the_agent_holding_it_reveals_it(
+    new_page: NewPage, shots: Path
+) -> None:
+    customer = new_page("/")
+    customer.locator('[data-testid="fd-panel"]').wait_for(state="visible")
+    _send(customer, "I'm jo.lee@example.com and I want to talk to a person")
+    _bubbles(customer, "bot").first.wait_for(timeout=15_000)
+    # The customer sees what they typed; the console sees the token.
+    assert "jo.lee@example.com" in _bubbles(customer, "customer").first.inner_text()
+    agent = new_page("/console")
+    _login(agent)
+    agent.get_by_test_id("queue-tab-waiting").click()
+    agent.get_by_test_id("queue-item").first.click()
+    first = agent.get_by_test_id("conv-message").first
+    first.wait_for()
+    assert "<EMAIL_1>" in first.inner_text() and "jo.lee" not in first.inner_text()
+    reveal = agent.get_by_test_id("reveal")
+    assert reveal.is_disabled()  # not before taking the conversation over
+    agent.get_by_test_id("take-over").click()
+    agent.wait_for_function(
+        "() => document.querySelector('[data-testid=conv-view]').dataset.assigned !== ''"
+    )
+    reveal.click()
+    agent.get_by_test_id("conv-message").filter(has_text="jo.lee@example.com").wait_for()
+    agent.screenshot(path=str(shots / "console-reveal.png"))
+
+
 def test_that_customer_markup_shows_as_text_in_the_console(new_page: NewPage) -> None:
     customer = new_page("/")
     customer.locator('[data-testid="fd-panel"]').wait_for(state="visible")

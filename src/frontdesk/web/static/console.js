@@ -330,14 +330,16 @@
     S.msgConv = S.openId;
   }
 
-  /** Replace the tokens (<EMAIL_1>, ...) in the shown messages by the values the server
-   *  revealed. Text only: textContent cannot carry markup. */
+  /** Replace the tokens (<EMAIL_1>, ...) in the shown messages and handoff summary by the
+   *  values the server revealed. Text nodes only: nothing revealed can become markup. */
   function showValues(values) {
     const swap = (t) => t.replace(/<[A-Z_]+_\d+>/g, (tok) => (Object.hasOwn(values, tok) ? values[tok] : tok));
-    for (const b of msgList.querySelectorAll('.bubble')) {
-      const text = b.textContent || '';
-      const shown = swap(text);
-      if (shown !== text) { b.textContent = shown; b.classList.add('revealed'); }
+    for (const root of [msgList, $('handoff-summary')]) {
+      const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const shown = swap(node.nodeValue || '');
+        if (shown !== node.nodeValue) { node.nodeValue = shown; node.parentElement.classList.add('revealed'); }
+      }
     }
   }
 
