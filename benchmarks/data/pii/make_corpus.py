@@ -38,17 +38,14 @@ OUT = Path(__file__).with_name("corpus.jsonl")
 SEED = 20261129
 COPIES = 3  # messages per template
 
-PRODUCTS = [
-    "Action Camera", "Air Purifier", "Backpack", "Bicycle", "Bluetooth Speaker", "Bookshelf",
-    "Coffee Maker", "Cycling Helmet", "Desk Lamp", "Digital Camera", "Dumbbell Set", "E-Reader",
-    "Electric Kettle", "Electric Toothbrush", "Espresso Machine", "Fleece Jacket", "Gaming Mouse",
-    "Garden Hose", "Grill", "Headphones", "Hiking Boots", "Indoor Security Camera",
-    "Jigsaw Puzzle", "LED Light Bulb", "Laptop", "Luggage Set", "Makeup Kit",
-    "Mechanical Keyboard", "Notebook", "Office Chair", "Patio Umbrella", "Perfume", "Pet Bed",
-    "Portable Charger", "Running Shoes", "Skateboard", "Smart Thermostat", "Smart Watch",
-    "Smartphone", "Sneakers", "Sunglasses", "T-Shirt", "Tablet", "Tea Kettle", "Vacuum Cleaner",
-    "Wall Clock", "Water Bottle", "Wireless Earbuds", "Wristwatch", "Yoga Mat",
-]  # fmt: skip
+# The 50 products of the demo store (examples/demo-store/data, from tau2-bench, MIT), in name
+# order: the same list, in the same order, as when corpus.jsonl was generated.
+PRODUCTS = sorted(
+    product["name"]
+    for product in json.loads(
+        (Path(__file__).parents[3] / "examples/demo-store/data/db.json").read_text()
+    )["products"].values()
+)
 
 # (first, last): many origins; alternate entries go to dev and test.
 NAMES = [

@@ -24,7 +24,7 @@ class Found:
 def find(fd: Frontdesk, text: str, own_name: str = "") -> Found:
     """``own_name``: the writer's own name (an agent introducing themself), which is not
     taken for personal data to hide."""
-    own = {word.casefold() for word in own_name.split()}
+    own = _words(own_name)
     spans = tuple(
         span
         for span in privacy.in_context(text, fd.detector.detect(text))
@@ -52,10 +52,9 @@ def answering(fd: Frontdesk, text: str, found: Found, slot_type: str | None) -> 
         return found
     stripped = text.strip(" .!\t\n")
     start = text.find(stripped)
-    words = {w.casefold() for w in stripped.split()}
     if (
         not could_be_name(stripped)
-        or words & (privacy.NOT_NAMES | privacy.SHOP_WORDS)
+        or _words(stripped) & (privacy.NOT_NAMES | privacy.SHOP_WORDS)
         or any(start < s.end and s.start < start + len(stripped) for s in found.spans)
     ):
         return found

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from frontdesk.company.catalog import Catalog, singular
+from frontdesk.pipeline import privacy
 from frontdesk.pipeline.entities import Entity, resolve_reference
 from frontdesk.shop.records import ProductRecord, dollars, options_text
 from frontdesk.shop.search import alternatives, boolean_options, closest_variant
@@ -82,16 +83,10 @@ def slot_type(
 
 _NAME_ZIP = re.compile(
     r"(?:(?:my name is|name is|name's|i am|i'm|this is|it's|it is)\s+)?"
-    r"\b([A-Za-z][A-Za-z'-]+)\s+([A-Za-z][A-Za-z'-]+)\b"
-    r"[\s,;.]*(?:and\s+)?(?:(?:my\s+)?(?:zip(?:\s*code)?|postal code|zipcode)\s*(?:is|:)?\s*)?"
-    r"(\d{5})\b",
+    rf"\b([A-Za-z][A-Za-z'-]+)\s+([A-Za-z][A-Za-z'-]+)\b{privacy.ZIP_CUE}(\d{{5}})\b",
     re.IGNORECASE,
 )
-_TOKEN_ZIP = re.compile(
-    r"(<PERSON_\d+>)[\s,;.]*(?:and\s+)?"
-    r"(?:(?:my\s+)?(?:zip(?:\s*code)?|postal code|zipcode)\s*(?:is|:)?\s*)?(\d{5})\b",
-    re.IGNORECASE,
-)
+_TOKEN_ZIP = re.compile(rf"(<PERSON_\d+>){privacy.ZIP_CUE}(\d{{5}})\b", re.IGNORECASE)
 _NOT_NAMES = frozenset(
     [
         "my",

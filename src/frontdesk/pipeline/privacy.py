@@ -766,10 +766,13 @@ def token(kind: str, number: int) -> str:
 # "Yusuf Rossi 80280", "jane doe, zip 10001": a name given with a zip code to verify an account.
 # No cue word precedes it, so neither the patterns nor the NER model can be counted on to see
 # it; the shape (two words, then a zip code) is the cue.
-_NAME_ZIP_RE = re.compile(
-    r"(?<![\w<])([A-Za-z][A-Za-z'’-]+)\s+([A-Za-z][A-Za-z'’-]+)"
+# What may stand between a name and its zip code: ", and my zip code is ". The flows' identity
+# slot reads names before zips with the same words.
+ZIP_CUE = (
     r"[\s,;.]*(?:and\s+)?(?:(?:my\s+)?(?:zip(?:\s*code)?|postal code|zipcode)\s*(?:is|:)?\s*)?"
-    r"\d{5}(?![\w-])",
+)
+_NAME_ZIP_RE = re.compile(
+    rf"(?<![\w<])([A-Za-z][A-Za-z'’-]+)\s+([A-Za-z][A-Za-z'’-]+){ZIP_CUE}\d{{5}}(?![\w-])",
     re.IGNORECASE,
 )
 _STATE_CODE_RE = re.compile(rf"^(?:{_STATE_CODES})$")
