@@ -97,6 +97,14 @@ def fixed_conversations() -> list[Event]:
         (d3, "F", "message_received", {}),
         # An event that is not counted, and one of a conversation opened before any event.
         (d3, "F", "guard_intervened", {"check": "length"}),
+        (
+            d3,
+            "F",
+            "model_called",
+            {"calls": 2, "prompt_tokens": 900, "completion_tokens": 60, "cost": 0.0125},
+        ),
+        (d3, "F", "model_called", {"calls": 1, "prompt_tokens": 400, "completion_tokens": 0}),
+        (d3, "F", "model_fallback", {"reason": "timeout"}),
         (d3, "Z", "message_received", {}),
     ]
     return sorted(events, key=lambda e: e[0])
@@ -127,6 +135,12 @@ EXPECTED = {
     "revenue": 50.5,
     "leads": 1,
     "guard_interventions": 1,
+    "model_calls": 3,
+    "model_tokens": 1360,
+    "model_prompt_tokens": 1300,
+    "model_completion_tokens": 60,
+    "model_cost": 0.0125,
+    "model_fallbacks": 1,
     "handoff_reasons": [{"reason": "asked_for_human", "count": 1}],
 }
 MEDIAN_FIRST_RESPONSE = 3.0  # of 1, 2, 3, 4, 30

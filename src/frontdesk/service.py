@@ -28,6 +28,7 @@ from frontdesk.adapters.store.tables import ArticleRow
 from frontdesk.company.catalog import Catalog
 from frontdesk.company.guidelines import Guidelines, load_guidelines
 from frontdesk.config import Settings
+from frontdesk.core.chat import ChatModel
 from frontdesk.core.ports import Bus, Embedder, Vector
 from frontdesk.flows.definition import Flows, load_flows
 from frontdesk.knowledge.ingest import IngestReport, Progress, ingest_folder
@@ -111,6 +112,7 @@ class Frontdesk:
         *,
         embedder: Embedder | None = None,
         bus: Bus | None = None,
+        chat_model: ChatModel | None = None,
     ) -> None:
         self.settings = settings
         self._embedder = embedder
@@ -138,6 +140,9 @@ class Frontdesk:
         self.sealer: crypto.Keyring = keyring_for(settings, self.secret)
         # Finds personal data in what people type; the configured one is built in start().
         self.detector: Detector = PatternDetector()
+        # The generative model (None: the built-in extractive responder), built in start().
+        self.chat_model: ChatModel | None = chat_model
+        self._owns_chat_model = chat_model is None
 
     @property
     def db(self) -> Database:
@@ -175,6 +180,10 @@ class Frontdesk:
         )
         if self.settings.intent_model:
             self.intents = await asyncio.to_thread(self._load_intents, self.settings.intent_model)
+        if self.chat_model is None and self.settings.model_backend != "extractive":
+            from frontdesk.adapters.models.chat import build_chat_model
+
+            self.chat_model = build_chat_model(self.settings)
         await self.load_experiment()
         if load_knowledge:
             await self.reload_knowledge()
@@ -190,6 +199,9 @@ class Frontdesk:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._refresher = self._analytics = None
+        if self.chat_model is not None and self._owns_chat_model:
+            await self.chat_model.aclose()
+            self.chat_model = None
         if self._embedder is not None and self._owns_embedder:
             self._embedder.close()
             self._embedder = None
@@ -266,6 +278,15 @@ class Frontdesk:
             if usable
             else None
         )
+
+    def approved_hints(self, vector: Vector, floor: float = 0.75, limit: int = 2) -> list[Approved]:
+        """Approved answers to questions close to this one, closest first: a model is shown
+        them (they take precedence over the passages)."""
+        if self._approved_vectors is None:
+            return []
+        scores = self._approved_vectors @ np.asarray(vector, dtype=np.float32)
+        order = np.argsort(-scores)[:limit]
+        return [self._approved[int(i)] for i in order if scores[int(i)] >= floor]
 
     def approved_answer(self, vector: Vector) -> Approved | None:
         """The approved answer to the same question, if a reviewer wrote one."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from frontdesk.actions import pseudonyms
+from frontdesk.actions import model_turn, pseudonyms
 from frontdesk.actions.console import HandoffPlan, announce, apply_handoff, summarize
 from frontdesk.adapters.store import repository as repo
 from frontdesk.company.experiments import assign
@@ -206,6 +206,7 @@ def _store_reply(
     checked: Guarded,
     meta: dict[str, Any],
     plan: HandoffPlan | None,
+    extra: Sequence[tuple[str, dict[str, Any]]] = (),
 ) -> tuple[Message, Conversation]:
     """Transaction 2: the bot's reply, the carried state, a handoff, and their events."""
     customer = received.message
@@ -256,6 +257,7 @@ def _store_reply(
         )
     ]
     events += [("guard_intervened", {"check": i, "seq": seq}) for i in checked.interventions]
+    events += [(kind, {**payload, "seq": seq}) for kind, payload in extra]
     if plan is not None:
         events.append(
             ("handoff_requested", {"reason": plan.reason, "assigned_to": changes["assigned_to"]})
@@ -314,7 +316,7 @@ async def do_receive_customer_message(
                     if early is not None and query == understood
                     else fd.embedder.embed_one(query)
                 )
-            decision, checked, meta = await _think(fd, received, vector, query)
+            decision, checked, meta, events = await _think(fd, received, vector, query)
             plan = None
             if checked.draft.handoff:
                 plan = HandoffPlan(
@@ -332,7 +334,7 @@ async def do_receive_customer_message(
                 )
             reply, conversation = await fd.db.run(
                 lambda session: _store_reply(
-                    session, conversation_id, received, decision, checked, meta, plan
+                    session, conversation_id, received, decision, checked, meta, plan, events
                 )
             )
     finally:
@@ -355,7 +357,7 @@ async def do_receive_customer_message(
 
 async def _think(
     fd: Frontdesk, received: _Received, vector: Vector | None, text: str
-) -> tuple[Decision, Guarded, dict[str, Any]]:
+) -> tuple[Decision, Guarded, dict[str, Any], list[tuple[str, dict[str, Any]]]]:
     """context -> understand -> (flow step | decide -> respond) -> guard. Only a flow's tool
     calls touch the database; everything else is in memory."""
     settings = fd.settings
@@ -398,6 +400,7 @@ async def _think(
             ),
         )
     approved = None
+    written: model_turn.ModelTurn | None = None
     if first and flow is None and vector is not None:
         approved = fd.approved_answer(vector)
     if approved is not None:
@@ -414,7 +417,22 @@ async def _think(
     else:
         decision = decide(context, understanding, guidelines, settings.answer_threshold, text)
         draft = respond(decision, understanding, guidelines, open_now=open_now)
+        if fd.chat_model is not None and model_turn.wants_model(decision.action, decision.reason):
+            decision, written = await model_turn.compose(
+                fd,
+                fd.chat_model,
+                customer=received.message,
+                history=context.history,
+                decision=decision,
+                passages=understanding.passages,
+                fallback=draft,
+                guidelines=guidelines,
+                vector=vector,
+            )
+            draft = written.draft
     checked = guard(draft, guidelines)
+    if written is not None and written.interventions:
+        checked = Guarded(checked.draft, (*written.interventions, *checked.interventions))
     meta: dict[str, Any] = {
         "action": decision.action.value,
         "reason": decision.reason,
@@ -437,7 +455,11 @@ async def _think(
         meta["flow"] = flow.flow
         if flow.calls:
             meta["tool_calls"] = flow.calls
-    return decision, checked, meta
+    events: list[tuple[str, dict[str, Any]]] = []
+    if written is not None:
+        meta["model"] = written.meta
+        events = written.events
+    return decision, checked, meta, events
 
 
 def _answered(state: dict[str, Any]) -> dict[str, Any]:

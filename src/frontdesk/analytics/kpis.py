@@ -145,6 +145,14 @@ def derive(metrics: Mapping[str, float]) -> dict[str, Any]:
         "revenue": round(m.get("revenue", 0.0), 2),
         "leads": int(m.get("leads", 0.0)),
         "guard_interventions": int(m.get("guard_interventions", 0.0)),
+        "model_calls": int(m.get("model_calls", 0.0)),
+        "model_tokens": int(
+            m.get("model_prompt_tokens", 0.0) + m.get("model_completion_tokens", 0.0)
+        ),
+        "model_prompt_tokens": int(m.get("model_prompt_tokens", 0.0)),
+        "model_completion_tokens": int(m.get("model_completion_tokens", 0.0)),
+        "model_cost": round(m.get("model_cost", 0.0), 4),
+        "model_fallbacks": int(m.get("model_fallbacks", 0.0)),
     }
 
 
@@ -273,6 +281,9 @@ SERIES_KEYS = (
     "conversion_rate",
     "revenue",
     "leads",
+    "model_calls",
+    "model_tokens",
+    "model_cost",
 )
 
 

@@ -293,6 +293,17 @@ class _Batch:
     def guard_intervened(self, state: _State, payload: dict[str, Any], at: datetime) -> None:
         self.add(state, "guard_interventions")
 
+    def model_called(self, state: _State, payload: dict[str, Any], at: datetime) -> None:
+        """A turn's model calls: their count, tokens and cost (usage and cost per day)."""
+        self.add(state, "model_calls", float(payload.get("calls") or 1))
+        for key in ("prompt_tokens", "completion_tokens", "cost"):
+            value = payload.get(key)
+            if isinstance(value, int | float) and value > 0:
+                self.add(state, f"model_{key}", float(value))
+
+    def model_fallback(self, state: _State, payload: dict[str, Any], at: datetime) -> None:
+        self.add(state, "model_fallbacks")
+
 
 _HANDLERS: dict[str, Callable[[_Batch, _State, dict[str, Any], datetime], None]] = {
     name: getattr(_Batch, name)
@@ -309,6 +320,8 @@ _HANDLERS: dict[str, Callable[[_Batch, _State, dict[str, Any], datetime], None]]
         "experiment_assigned",
         "lead_captured",
         "guard_intervened",
+        "model_called",
+        "model_fallback",
     )
 }
 ROLLED_UP = frozenset({"conversation_opened", *_HANDLERS})

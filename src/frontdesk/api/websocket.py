@@ -3,6 +3,10 @@
 The client connects to ``/api/conversations/{id}/ws?after=N`` with the highest message
 ``seq`` it has shown. The server subscribes to the conversation first, then sends every stored
 message with a higher seq, then live ones; a seq already sent is never sent again.
+
+While a model writes a reply, ``{"type": "draft", "reply_to": ID, "index": I, "text": ...}``
+frames carry its sentences as each passes the guard; they are not stored and not replayed.
+The finished reply (a ``message`` frame with the same ``reply_to``) replaces the draft.
 """
 
 from __future__ import annotations
@@ -140,6 +144,10 @@ async def conversation_socket(
                     last_sent = seq
                     (message,) = await restore_for_customer(fd, conversation_id, [event["message"]])
                     event = {**event, "message": message}
+                elif event.get("type") == "draft":
+                    # A model's reply as it is written (each piece already passed the guard);
+                    # never stored or replayed: the finished reply follows as a message.
+                    (event,) = await restore_for_customer(fd, conversation_id, [event])
                 await websocket.send_json(event)
 
         async def receive() -> None:

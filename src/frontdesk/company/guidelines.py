@@ -260,6 +260,67 @@ class Analytics(_Strict):
     )
 
 
+# Promises a model may not make unless the knowledge or a tool result says the same: the
+# policy guard checks each sentence of a model reply that matches one of these.
+DEFAULT_PROMISES: dict[str, tuple[str, ...]] = {
+    "refund": (
+        r"\b(full|partial|instant|immediate|automatic|guaranteed)\s+refunds?\b",
+        r"\b(we|i)('ll| will| can| shall)\s+(refund|reimburse)\b",
+        r"\brefund(ed)?\b[^.!?]*\b(within|in|by)\s+\d+\s*(hours?|days?|weeks?)\b",
+        r"\bmoney[- ]back\b",
+    ),
+    "discount": (
+        r"\b\d+\s*(%|percent)\s*(off|discount)\b",
+        r"\b(discount|coupon|promo(tion)? code|voucher|store credit)\b",
+        r"\bfree\s+(shipping|delivery|return|upgrade|replacement|gift)\b",
+        r"\b(waive|waived|waiving)\b",
+    ),
+    "delivery_date": (
+        r"\b(arrive|arrives|arriving|deliver(ed|s)?|ship(s|ped)?|get it)\b[^.!?]*\b"
+        r"(today|tomorrow|tonight|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+        r"|next week|by the \d+|on the \d+)\b",
+        r"\bguarantee(d)?\b",
+    ),
+}
+
+
+class ModelRules(_Strict):
+    """How a generative model (when one is configured) is steered and checked."""
+
+    instructions: tuple[NonEmpty, ...] = Field(
+        default=(),
+        description="Extra lines for the model's instructions, after the do and don't rules.",
+    )
+    promises: dict[str, tuple[NonEmpty, ...]] = Field(
+        default_factory=lambda: dict(DEFAULT_PROMISES),
+        description=(
+            "Kinds of promise (regular expressions, case-insensitive) a model reply may make "
+            "only when the knowledge or a tool result supports it."
+        ),
+    )
+    max_sentences: int = Field(
+        default=6, ge=1, le=30, description="Longest model reply, in sentences."
+    )
+
+    @field_validator("promises")
+    @classmethod
+    def _compile_promises(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for kind, patterns in value.items():
+            for pattern in patterns:
+                try:
+                    _compile(pattern)
+                except ValueError as exc:
+                    raise ValueError(f"{kind}: {exc}") from exc
+        return value
+
+    def promise(self, sentence: str) -> str | None:
+        """The kind of promise ``sentence`` makes, if any."""
+        for kind, patterns in self.promises.items():
+            if any(_compile(p).search(sentence) for p in patterns):
+                return kind
+        return None
+
+
 class Guidelines(_Strict):
     assistant_name: NonEmpty = "Assistant"
     company_name: NonEmpty = "our company"
@@ -275,6 +336,7 @@ class Guidelines(_Strict):
     working_hours: WorkingHours = Field(default_factory=WorkingHours)
     kpi_targets: KpiTargets = Field(default_factory=KpiTargets)
     analytics: Analytics = Field(default_factory=Analytics)
+    model: ModelRules = Field(default_factory=ModelRules)
 
 
 def _location(loc: tuple[Any, ...]) -> str:

@@ -46,11 +46,15 @@ class NameZipArgs(_Args):
         max_length=120,
         description="First and last name, or their token such as <PERSON_1>.",
     )
-    zip: str = Field(pattern=r"^\d{5}$", description="Five-digit zip code of the default address.")
+    zip: str = Field(
+        pattern=r"^[0-9]{5}$", description="Five-digit zip code of the default address."
+    )
 
 
 class OrderArgs(_Args):
-    order_id: str = Field(pattern=r"^#W\d{7}$", description="Order id such as #W1234567.")
+    # Character classes, not \d: llama.cpp turns these patterns into a grammar, and its
+    # converter fails on \d (llama-cpp-python 0.3.36's server dies on it).
+    order_id: str = Field(pattern=r"^#W[0-9]{7}$", description="Order id such as #W1234567.")
 
 
 class CheckArgs(OrderArgs):
@@ -66,7 +70,7 @@ class AddressArgs(_Args):
     address2: str = Field(default="", max_length=200)
     city: str = Field(min_length=1, max_length=100)
     state: str = Field(pattern=r"^[A-Z]{2}$")
-    zip: str = Field(pattern=r"^\d{5}$")
+    zip: str = Field(pattern=r"^[0-9]{5}$")
     country: str = "USA"
 
     def address(self) -> Address:

@@ -18,7 +18,7 @@ MAX_REPLY_CHARS = 1500
 # The kinds that no reply has a reason to show: numbers that identify or pay. Names, street
 # addresses and dates are left out: replies name products and agents, a flow's prompt shows an
 # example address, and a verified customer is shown the address of their own order.
-_REPLY_CHECK = privacy.PatternDetector(
+REPLY_CHECK = privacy.PatternDetector(
     {
         privacy.EMAIL,
         privacy.PHONE,
@@ -59,7 +59,7 @@ def guard(draft: Draft, guidelines: Guidelines, max_chars: int = MAX_REPLY_CHARS
     # Personal data in a reply is someone's: the company's own details quoted from the cited
     # article (a returns address, a support number) are not.
     source = draft.grounded_in or ""
-    if any(span.value not in source for span in _REPLY_CHECK.detect(draft.text)):
+    if any(span.value not in source for span in REPLY_CHECK.detect(draft.text)):
         interventions.append("pii")
         draft = _fallback(draft, guidelines)
     if len(draft.text) > max_chars:

@@ -1,0 +1,267 @@
+"""The guard for a generative model's reply, checked sentence by sentence as it streams.
+
+A sentence reaches the customer only when it passes every check:
+
+* **grounding**: a factual sentence must be supported by a source of this turn (a retrieved
+  passage, an approved answer, a tool result): every number in it appears in that source, and
+  most of its content words do. Questions, greetings and offers of a person are not claims.
+* **policy**: a promise of a kind the guidelines list (refund, discount, delivery date) must
+  appear in a source as well, not only be plausible.
+* **tone**: none of the guidelines' forbidden phrases.
+* **personal data**: no identifying number (email, phone, card, ...) that no source holds, no
+  token (``<EMAIL_2>``) or order id that the conversation has not shown.
+* **prompt leak**: not the canary of this call's instructions, nor a run of their words.
+* **length**: at most ``max_sentences`` sentences and ``MAX_REPLY_CHARS`` characters; the
+  rest is cut (recorded, not refused).
+
+A failed check (other than length) stops the reply: the turn sends its fallback instead, the
+extractive answer or the templated text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from frontdesk.company.guidelines import Guidelines
+from frontdesk.core.types import ArticleId, Citation
+from frontdesk.pipeline import privacy
+from frontdesk.pipeline.guard import MAX_REPLY_CHARS, REPLY_CHECK
+
+# How much of a sentence's content must be found in one source.
+SUPPORT = 0.6
+# A run of this many words of the instructions in a reply is a leak.
+LEAK_WORDS = 8
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n+")
+_WORD = re.compile(r"[a-z][a-z'-]*")
+_NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+_ORDER_ID = re.compile(r"#W\d{7}")
+_CITE_MARK = re.compile(r"\s*\[[^\]\n]{1,60}\]")
+_NUMBER_WORDS = {
+    "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
+    "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "fourteen": "14",
+    "fifteen": "15", "twenty": "20", "thirty": "30", "sixty": "60", "ninety": "90",
+    "hundred": "100",
+}  # fmt: skip
+# Words that carry no claim: function words and the small talk of a service chat.
+_STOP = frozenset(
+    """a an the and or but if then so than that this these those there here it its it's is are
+    was were be been being am do does did done have has had having will would can could should
+    may might must shall i i'm i'll i've i'd me my mine we we're we'll we've our ours you you're
+    you'll you've your yours he she they them their his her to of in on at by for with from as
+    about into over under up down out off just also very really only not no yes please thanks
+    thank sure happy glad help helping assist let know any anything else all some more most
+    what which who whom whose when where why how get got make need needs want like again one
+    hi hello hey there today okay ok great good well right sorry unfortunately note however
+    customer customers question questions information info team support assistant""".split()  # noqa: SIM905
+)
+_NOT_CLAIM = re.compile(
+    r"\b(connect(ing)? you|a (person|human|colleague|member of (our|the) team)|"
+    r"(let|tell) me know|anything else|how can i help|is there anything|"
+    r"i('m| am) not sure|i don't know|i do not know|i can't (find|see)|rephrase)\b",
+    re.IGNORECASE,
+)
+
+
+def split_sentences(text: str) -> tuple[list[str], str]:
+    """The complete sentences of ``text`` and the unfinished rest."""
+    parts: list[str] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        piece = text[start : match.end()]
+        if piece.strip():
+            parts.append(piece)
+        start = match.end()
+    return parts, text[start:]
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def _without_refs(text: str) -> str:
+    """Tokens and order ids are checked by the personal-data check, not read as claims."""
+    return _ORDER_ID.sub(" ", privacy.TOKEN_RE.sub(" ", text))
+
+
+def _numbers(text: str) -> set[str]:
+    text = _without_refs(text)
+    found = {n.replace(",", "") for n in _NUMBER.findall(text)}
+    found |= {_NUMBER_WORDS[w] for w in _WORD.findall(text.lower()) if w in _NUMBER_WORDS}
+    return found
+
+
+def _content(text: str) -> set[str]:
+    words = _WORD.findall(_without_refs(text).lower())
+    return {_stem(w) for w in words if w not in _STOP and len(w) > 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """What a model reply may rest on."""
+
+    id: str
+    title: str
+    text: str
+    citable: bool = True  # a passage or approved answer (cited); a tool result is not
+
+    @staticmethod
+    def from_tool(name: str, result: Any) -> Source:
+        return Source(f"tool:{name}", name, _flatten(result), citable=False)
+
+
+def _flatten(value: Any) -> str:
+    """A tool result as text: its values, so that "status: delivered" supports a claim."""
+    if isinstance(value, dict):
+        return " ".join(f"{k.replace('_', ' ')}: {_flatten(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return " ; ".join(_flatten(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value) if not isinstance(value, str) else value
+
+
+@dataclass(slots=True)
+class _Indexed:
+    source: Source
+    words: set[str]
+    numbers: set[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    ok: bool
+    check: str | None = None  # the check that failed
+    source: Source | None = None  # what supports the sentence, when it is a claim
+    claim: bool = False
+
+
+@dataclass(slots=True)
+class ReplyChecker:
+    """Checks one model reply, sentence by sentence, against the sources of its turn."""
+
+    guidelines: Guidelines
+    sources: list[Source]
+    instructions: str = ""  # the system prompt, for the leak check
+    canary: str | None = None
+    seen: str = ""  # the conversation's texts: tokens and order ids the reply may repeat
+    _index: list[_Indexed] = field(default_factory=list)
+    _instruction_runs: set[tuple[str, ...]] = field(default_factory=set)
+    claims: int = 0
+    cited: list[Source] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for source in self.sources:
+            self.add_source(source)
+        words = _WORD.findall(self.instructions.lower())
+        self._instruction_runs = {
+            tuple(words[i : i + LEAK_WORDS]) for i in range(len(words) - LEAK_WORDS + 1)
+        }
+
+    def add_source(self, source: Source) -> None:
+        if source not in self.sources:
+            self.sources.append(source)
+        self._index.append(_Indexed(source, _content(source.text), _numbers(source.text)))
+        self.seen += "\n" + source.text
+
+    def _support(self, sentence: str) -> Source | None:
+        words = _content(sentence)
+        numbers = _numbers(sentence)
+        best: tuple[float, Source] | None = None
+        for indexed in self._index:
+            if not numbers <= indexed.numbers:
+                continue
+            share = len(words & indexed.words) / len(words) if words else 1.0
+            if share >= SUPPORT and (best is None or share > best[0]):
+                best = (share, indexed.source)
+        return best[1] if best else None
+
+    def _leaks(self, sentence: str) -> bool:
+        if self.canary is not None and self.canary.lower() in sentence.lower():
+            return True
+        words = _WORD.findall(sentence.lower())
+        runs = (tuple(words[i : i + LEAK_WORDS]) for i in range(len(words) - LEAK_WORDS + 1))
+        return any(run in self._instruction_runs for run in runs)
+
+    def _foreign_data(self, sentence: str) -> bool:
+        allowed = self.seen
+        if any(span.value not in allowed for span in REPLY_CHECK.detect(sentence)):
+            return True
+        if any(t.group() not in allowed for t in privacy.TOKEN_RE.finditer(sentence)):
+            return True
+        return any(o not in allowed for o in _ORDER_ID.findall(sentence))
+
+    def _promise_kept(self, kind: str) -> bool:
+        patterns = self.guidelines.model.promises.get(kind, ())
+        return any(re.search(p, s.text, re.IGNORECASE) for p in patterns for s in self.sources)
+
+    def check(self, sentence: str) -> Verdict:
+        """Whether one sentence may be sent (``sentence`` as the model wrote it)."""
+        text = _CITE_MARK.sub("", sentence).strip()
+        if not text:
+            return Verdict(True)
+        lowered = text.lower()
+        if self._leaks(text):
+            return Verdict(False, "prompt_leak")
+        if any(p.lower() in lowered for p in self.guidelines.forbidden_phrases):
+            return Verdict(False, "tone")
+        if self._foreign_data(text):
+            return Verdict(False, "pii")
+        promise = self.guidelines.model.promise(text)
+        support = self._support(text)
+        if promise is not None and (support is None or not self._promise_kept(promise)):
+            return Verdict(False, "policy")
+        if support is None and _is_claim(text):
+            return Verdict(False, "grounding", claim=True)
+        if support is not None and _is_claim(text):
+            self.claims += 1
+            if support.citable and support not in self.cited:
+                self.cited.append(support)
+            return Verdict(True, source=support, claim=True)
+        return Verdict(True)
+
+    def citations(self) -> tuple[Citation, ...]:
+        return tuple(Citation(ArticleId(s.id), s.title) for s in self.cited)
+
+
+def _is_claim(sentence: str) -> bool:
+    """A sentence that states something about the world (not a question, greeting or offer)."""
+    stripped = sentence.strip()
+    if stripped.endswith("?") or _NOT_CLAIM.search(stripped):
+        return False
+    return bool(_numbers(stripped)) or len(_content(stripped)) >= 2
+
+
+def clean_reply(text: str) -> str:
+    """The text a customer sees: the model's citation marks ("[returns-policy]") removed."""
+    return re.sub(r"[ \t]+\n", "\n", _CITE_MARK.sub("", text)).strip()
+
+
+def cut(sentences: Sequence[str], max_sentences: int) -> tuple[str, bool]:
+    """The reply cut to ``max_sentences`` and ``MAX_REPLY_CHARS``; whether it was cut."""
+    kept = list(sentences[:max_sentences])
+    text = "".join(kept).strip()
+    was_cut = len(kept) < len(sentences)
+    while len(text) > MAX_REPLY_CHARS and len(kept) > 1:
+        kept.pop()
+        text = "".join(kept).strip()
+        was_cut = True
+    if len(text) > MAX_REPLY_CHARS:
+        text, was_cut = text[: MAX_REPLY_CHARS - 1].rstrip() + "…", True
+    return text, was_cut
+
+
+def tool_text(result: Any) -> str:
+    """A tool result as the model reads it."""
+    return json.dumps(result, sort_keys=True, default=str)
+
+
+def sources_from(items: Iterable[tuple[str, str, str]]) -> list[Source]:
+    return [Source(i, title, text) for i, title, text in items]

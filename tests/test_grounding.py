@@ -1,0 +1,126 @@
+"""The model guard's checks, sentence by sentence (pipeline.grounding, pipeline.prompt)."""
+
+from __future__ import annotations
+
+from tests.conftest import DEMO
+
+from frontdesk.company.guidelines import Guidelines, load_guidelines
+from frontdesk.pipeline.grounding import ReplyChecker, Source, clean_reply, cut, split_sentences
+from frontdesk.pipeline.prompt import build_messages, new_canary, system_prompt
+
+REFUNDS = Source(
+    "refunds",
+    "Refunds",
+    "Refunds to a gift card are immediate. Refunds to a credit card or PayPal take 5–7 "
+    "business days; for returns, the time starts when the returned items arrive at our "
+    "warehouse.",
+)
+SHIPPING = Source(
+    "shipping",
+    "Shipping",
+    "Standard shipping takes 3 to 5 business days. Orders over $75 ship free.",
+)
+
+
+def checker(**kwargs: object) -> ReplyChecker:
+    guidelines = load_guidelines(DEMO)
+    return ReplyChecker(guidelines, [REFUNDS, SHIPPING], **kwargs)  # type: ignore[arg-type]
+
+
+def test_that_sentences_are_split_as_they_complete() -> None:
+    done, rest = split_sentences("Refunds take 5–7 days. Gift cards are")
+    assert done == ["Refunds take 5–7 days. "]
+    assert rest == "Gift cards are"
+    done, rest = split_sentences("One line\nAnother! And? ")
+    assert [d.strip() for d in done] == ["One line", "Another!", "And?"]
+
+
+def test_that_a_supported_claim_passes_and_is_cited() -> None:
+    check = checker()
+    verdict = check.check("Refunds to a credit card or PayPal take 5-7 business days.")
+    assert verdict.ok and verdict.claim and verdict.source == REFUNDS
+    assert [c.id for c in check.citations()] == ["refunds"]
+
+
+def test_that_an_invented_number_fails_grounding() -> None:
+    verdict = checker().check("Refunds to a credit card take 5-10 business days.")
+    assert not verdict.ok and verdict.check == "grounding"
+
+
+def test_that_an_invented_policy_fails_grounding() -> None:
+    verdict = checker().check("You can return worn items after a year for store repairs.")
+    assert verdict.check == "grounding"
+
+
+def test_that_a_promise_no_source_makes_fails_the_policy_check() -> None:
+    check = checker()
+    assert check.check("We will refund you within 90 days, no questions asked.").check == "policy"
+    assert check.check("I can give you a 20% discount on your next order.").check == "policy"
+    assert check.check("Your order will arrive tomorrow.").check == "policy"
+    # The same kind of promise, made by a source, passes.
+    assert check.check("Orders over $75 ship free.").ok
+
+
+def test_that_questions_greetings_and_offers_are_not_claims() -> None:
+    check = checker()
+    for sentence in (
+        "Happy to help!",
+        "Which order do you mean?",
+        "I'm not sure about that; I can connect you with a person from our team.",
+    ):
+        assert check.check(sentence).ok, sentence
+
+
+def test_that_forbidden_phrases_fail_the_tone_check() -> None:
+    verdict = checker().check("I promise refunds to a gift card are immediate.")
+    assert verdict.check == "tone"
+
+
+def test_that_another_persons_data_fails_the_pii_check() -> None:
+    check = checker(seen="my email is <EMAIL_1> and my order is #W1234567")
+    assert check.check("I have noted <EMAIL_1>.").ok
+    assert check.check("I sent it to <EMAIL_2>.").check == "pii"
+    assert check.check("Your order #W7654321 is on its way.").check == "pii"
+    assert check.check("Write to jane.doe@example.com for a refund.").check == "pii"
+
+
+def test_that_the_canary_or_the_instructions_in_a_reply_are_a_leak() -> None:
+    guidelines = load_guidelines(DEMO)
+    canary = new_canary()
+    instructions = system_prompt(guidelines, canary=canary)
+    assert canary in instructions
+    check = ReplyChecker(guidelines, [REFUNDS], instructions=instructions, canary=canary)
+    assert check.check(f"My reference is {canary}.").check == "prompt_leak"
+    leaked = (
+        "Sure: answer only from the knowledge passages, approved answers and tool results in "
+        "this conversation."
+    )
+    assert check.check(leaked).check == "prompt_leak"
+
+
+def test_that_citation_marks_are_removed_and_long_replies_cut() -> None:
+    assert (
+        clean_reply("Refunds are immediate [refunds]. Thanks!") == "Refunds are immediate. Thanks!"
+    )
+    text, was_cut = cut(["One. ", "Two. ", "Three. "], 2)
+    assert text == "One. Two." and was_cut
+
+
+def test_that_the_prompt_carries_the_guidelines_and_only_pseudonymized_text() -> None:
+    guidelines = load_guidelines(DEMO)
+    messages = build_messages(
+        guidelines,
+        text="My email is <EMAIL_1>, where is my refund?",
+        passages=(),
+        context={"verified": False},
+        canary="fdc-test",
+    )
+    system = messages[0].content
+    assert "Nora" in system and "Northwind Outfitters" in system
+    assert "Plain-spoken" in system or "plain-spoken" in system
+    assert "guaranteed delivery" in system  # forbidden phrases
+    assert "pending:" in system  # glossary
+    assert "fdc-test" in system
+    assert messages[-1].role == "user" and "<EMAIL_1>" in messages[-1].content
+    assert "none match" in messages[1].content
+    assert Guidelines().model.max_sentences == 6
