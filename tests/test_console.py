@@ -13,12 +13,13 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 from tests.conftest import PASSWORD, Login, open_conversation, say
 
+from frontdesk.adapters.store import repository as repo
 from frontdesk.adapters.store.tables import (
     EventRow,
     SessionRow,
     TrainingExampleRow,
 )
-from frontdesk.core.types import utcnow
+from frontdesk.core.types import Role, utcnow
 from frontdesk.service import Frontdesk
 
 
@@ -313,6 +314,69 @@ async def test_that_admins_see_handoff_reasons_and_counts(
     assert stats["total"] == 3
     assert {"reason": "customer_request", "count": 2} in stats["reasons"]
     assert {"reason": "sensitive:legal", "count": 1} in stats["reasons"]
+
+
+# --- what the guard and the model did, for the agent's eyes only -------------------------------
+
+
+async def test_that_a_reply_the_guard_changed_shows_the_check_to_agents_and_not_to_customers(
+    login: Login, customer: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    # The Refunds answer says "business days": as a forbidden phrase, the tone check fires.
+    phrases = (*frontdesk.guidelines.forbidden_phrases, "business days")
+    frontdesk.guidelines = frontdesk.guidelines.model_copy(update={"forbidden_phrases": phrases})
+    cid = await open_conversation(customer)
+    result = await say(customer, cid, "How long do refunds take?")
+    [reply] = result["replies"]
+    assert reply["text"] == frontdesk.guidelines.texts.fallback
+    assert await events(frontdesk, "guard_intervened") == [{"check": "tone", "seq": reply["seq"]}]
+
+    ann = await login("ann@example.com")
+    detail = (await ann.get(f"/api/console/conversations/{cid}")).json()
+    [bot] = [m for m in detail["messages"] if m["role"] == "bot"]
+    assert bot["seq"] == reply["seq"] and bot["meta"]["interventions"] == ["tone"]
+    [asked] = [m for m in detail["messages"] if m["role"] == "customer"]
+    assert "interventions" not in asked["meta"]
+
+    # The customer's API shows no meta at all: not in the reply, not in the history.
+    assert all("meta" not in m for m in (result["message"], reply))
+    history = (await customer.get(f"/api/conversations/{cid}")).json()["messages"]
+    assert len(history) == 2 and all("meta" not in m for m in history)
+    assert "interventions" not in str(result) and "interventions" not in str(history)
+
+
+async def test_that_the_console_names_the_model_that_wrote_a_reply_and_its_fallback(
+    login: Login, customer: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    cid = await open_conversation(customer)
+    await say(customer, cid, "How long do refunds take?")
+    model = {
+        "backend": "openai",
+        "model": "gpt-4o-mini",
+        "prompt_tokens": 812,
+        "completion_tokens": 64,
+        "fallback": "timeout",
+        "base_url": "http://10.0.0.5:8000/v1",  # not the console's business
+    }
+    await frontdesk.db.run(
+        lambda s: repo.append_message(
+            s, cid, Role.BOT, "Refunds take 5-10 days.", meta={"model": model, "secret": 1}
+        )
+    )
+    ann = await login("ann@example.com")
+    detail = (await ann.get(f"/api/console/conversations/{cid}")).json()
+    last = detail["messages"][-1]
+    assert last["meta"] == {
+        "model": {
+            "backend": "openai",
+            "model": "gpt-4o-mini",
+            "prompt_tokens": 812,
+            "completion_tokens": 64,
+            "fallback": "timeout",
+        }
+    }
+    history = (await customer.get(f"/api/conversations/{cid}")).json()["messages"]
+    assert "gpt-4o-mini" not in str(history)
 
 
 # --- the review loop -------------------------------------------------------------------------

@@ -1,16 +1,80 @@
 """The handoff from both sides, in two browser contexts: a customer in the widget asks for a
 person; an agent in the console sees the conversation appear, takes over and replies; the
-customer sees the reply; the agent hands back and the bot answers again. Screenshots of both
-sides are kept in test-artifacts/ (or FRONTDESK_SCREENSHOTS)."""
+customer sees the reply; the agent hands back and the bot answers again. Next to a bot reply,
+the console shows the guard checks that changed it and the model that wrote it. Screenshots of
+both sides are kept in test-artifacts/ (or FRONTDESK_SCREENSHOTS)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
-from tests.e2e.conftest import ADMIN, AGENT, NewPage, needs_chromium, playwright
+from sqlalchemy.orm import Session
+from tests.conftest import SharedEmbedder
+from tests.e2e.conftest import ADMIN, AGENT, NewPage, needs_chromium, playwright, run_server
+
+from frontdesk.adapters.store import repository as repo
+from frontdesk.core.types import Mode, Role
+from frontdesk.service import Frontdesk
 
 pytestmark = [pytest.mark.e2e, needs_chromium]
+
+# A conversation with a person (open, not waiting: the other tests expect an empty waiting
+# queue) whose bot replies a model wrote: one fully, one after the model failed (the
+# extractive answer went out, and the guard changed it).
+WROTE = {"backend": "openai", "model": "gpt-4o-mini", "prompt_tokens": 812, "completion_tokens": 64}
+FELL_BACK = {**WROTE, "completion_tokens": 0, "fallback": "timeout"}
+
+
+class Running:
+    """The service behind the browser, as the test thread reaches it."""
+
+    fd: Frontdesk | None = None
+
+    async def seed(self, fd: Frontdesk) -> None:
+        self.fd = fd
+        await fd.start(load_knowledge=False)
+        try:
+            await fd.db.run(self._model_conversation)
+        finally:
+            await fd.close()
+
+    @staticmethod
+    def _model_conversation(session: Session) -> None:
+        cid = repo.create_conversation(session, "web").id
+        asked = repo.append_message(session, cid, Role.CUSTOMER, "Do you ship to Canada?")
+        repo.append_message(
+            session,
+            cid,
+            Role.BOT,
+            "Yes, we ship to Canada.",
+            reply_to=asked.id,
+            meta={"model": WROTE},
+        )
+        again = repo.append_message(session, cid, Role.CUSTOMER, "and to Mexico, model test?")
+        repo.append_message(
+            session,
+            cid,
+            Role.BOT,
+            "Sorry, I'm not sure.",
+            reply_to=again.id,
+            meta={"model": FELL_BACK, "interventions": ["grounding"]},
+        )
+        repo.update_conversation(session, cid, mode=Mode.HUMAN.value)
+
+
+@pytest.fixture
+def running() -> Running:
+    return Running()
+
+
+@pytest.fixture
+def server(
+    sqlite_template: Path, tmp_path: Path, shared_embedder: SharedEmbedder, running: Running
+) -> Iterator[str]:
+    yield from run_server(sqlite_template, tmp_path, shared_embedder, running.seed)
 
 
 def _bubbles(page: playwright.Page, role: str) -> playwright.Locator:
@@ -137,3 +201,71 @@ def test_that_an_admin_sees_handoff_reasons_and_counts(new_page: NewPage, shots:
     assert admin.get_by_test_id("stats-total").inner_text().strip() == "1"
     admin.get_by_test_id("audit-entry").first.wait_for()
     admin.screenshot(path=str(shots / "console-admin-stats.png"))
+
+
+def _open(agent: playwright.Page, tab: str, preview: str) -> playwright.Locator:
+    _login(agent)
+    agent.get_by_test_id(f"queue-tab-{tab}").click()
+    agent.get_by_test_id("queue-item").filter(has_text=preview).click()
+    view = agent.get_by_test_id("conv-view")
+    view.wait_for(state="visible")
+    return view
+
+
+def test_that_the_console_shows_the_guard_check_that_changed_a_reply(
+    new_page: NewPage, server: str, running: Running, shots: Path
+) -> None:
+    fd = running.fd
+    assert fd is not None
+    # "business days" is in the Refunds answer: as a forbidden phrase, the tone check fires.
+    phrases = (*fd.guidelines.forbidden_phrases, "business days")
+    fd.guidelines = fd.guidelines.model_copy(update={"forbidden_phrases": phrases})
+    with httpx.Client(base_url=server, timeout=60) as client:
+        cid = client.post("/api/conversations", json={"channel": "web"}).json()["id"]
+        for text in ("How long do refunds take?", "can I talk to a person?"):
+            sent = client.post(f"/api/conversations/{cid}/messages", json={"text": text})
+            assert sent.status_code == 200, sent.text
+        assert sent.json()["handoff"] is True
+
+    agent = new_page("/console")
+    view = _open(agent, "waiting", "talk to a person")
+    badge = view.get_by_test_id("guard-badge")
+    playwright.expect(badge).to_have_count(1)  # the handoff reply was not changed
+    playwright.expect(badge).to_be_visible()
+    playwright.expect(badge).to_contain_text("guard: tone")
+    playwright.expect(badge).to_have_attribute(
+        "title", "A phrase the guidelines forbid was replaced."
+    )
+    changed = view.locator("li.msg.bot").filter(has=agent.get_by_test_id("guard-badge"))
+    playwright.expect(changed.get_by_test_id("conv-message")).to_have_attribute("data-seq", "2")
+    assert view.get_by_test_id("model-badge").count() == 0  # the built-in responder wrote it
+    agent.screenshot(path=str(shots / "console-guard.png"))
+
+
+def test_that_the_console_names_the_model_of_a_reply_and_when_it_fell_back(
+    new_page: NewPage, shots: Path
+) -> None:
+    agent = new_page("/console")
+    view = _open(agent, "all", "model test")
+    models = view.get_by_test_id("model-badge")
+    playwright.expect(models).to_have_count(2)
+    playwright.expect(models.first).to_have_text("model: gpt-4o-mini")
+    title = models.first.get_attribute("title") or ""
+    assert "gpt-4o-mini (openai)" in title and "812 prompt + 64 completion tokens" in title
+    fell_back = models.nth(1)
+    playwright.expect(fell_back).to_be_visible()
+    playwright.expect(fell_back).to_contain_text("model unavailable: extractive answer")
+    playwright.expect(fell_back).to_have_attribute("data-fallback", "timeout")
+    assert "timeout" in (fell_back.get_attribute("title") or "")
+    guard = view.get_by_test_id("guard-badge")
+    playwright.expect(guard).to_have_count(1)
+    playwright.expect(guard).to_contain_text("guard: grounding")
+    assert "knowledge base" in (guard.get_attribute("title") or "")
+    # Both sit with the second reply.
+    second = agent.locator("li.msg.bot").nth(1)
+    playwright.expect(second.get_by_test_id("guard-badge")).to_have_count(1)
+    playwright.expect(second.get_by_test_id("model-badge")).to_have_attribute(
+        "data-fallback", "timeout"
+    )
+    second.scroll_into_view_if_needed()
+    agent.screenshot(path=str(shots / "console-model.png"))

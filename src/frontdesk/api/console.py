@@ -193,6 +193,24 @@ def safe_html(text: str) -> str:
     return nh3.clean(html.escape(text, quote=False), tags=set())
 
 
+# What the console shows of a stored message's meta: how the bot decided, the guard checks that
+# changed the reply before it was sent, and which model wrote it (or that it fell back).
+_META_KEYS = ("action", "confidence", "flow", "reason")
+_MODEL_KEYS = ("backend", "model", "prompt_tokens", "completion_tokens", "fallback")
+
+
+def reply_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """The part of a message's meta an agent sees (never sent to customers)."""
+    shown = {k: meta[k] for k in _META_KEYS if k in meta}
+    interventions = meta.get("interventions")
+    if isinstance(interventions, list) and interventions:
+        shown["interventions"] = [str(i) for i in interventions]
+    model = meta.get("model")
+    if isinstance(model, dict):
+        shown["model"] = {k: model[k] for k in _MODEL_KEYS if model.get(k) is not None}
+    return shown
+
+
 def _detail(session: Session, fd: Frontdesk, conversation_id: str, user: people.User) -> Any:
     conversation = repo.get_conversation(session, conversation_id)
     if conversation is None:
@@ -205,9 +223,7 @@ def _detail(session: Session, fd: Frontdesk, conversation_id: str, user: people.
             "html": safe_html(m.text),
             "created_at": m.created_at.isoformat(),
             "citations": m.citations,
-            "meta": {
-                k: m.meta[k] for k in ("action", "confidence", "flow", "reason") if k in m.meta
-            },
+            "meta": reply_meta(m.meta or {}),
         }
         for m in people.message_rows(session, conversation_id)
     ]

@@ -21,6 +21,16 @@
   const ROLES = new Set(['customer', 'bot', 'agent', 'system']);
   const LABELS = { customer: 'Customer', bot: 'Bot', agent: 'Agent' };
   const RATINGS = ['good', 'wrong', 'outdated', 'incomplete'];
+  // The guard's checks, in plain words: what each one did to a reply before it was sent.
+  const GUARD_HELP = {
+    grounding: 'A claim not supported by the knowledge base or a tool result was replaced.',
+    policy: 'A promise the company policy forbids was replaced.',
+    tone: 'A phrase the guidelines forbid was replaced.',
+    pii: 'Personal data was taken out of the reply.',
+    length: 'The reply was too long and was cut to length.',
+    prompt_leak: 'The reply revealed the hidden instructions and was replaced.',
+    empty: 'The reply was empty and was replaced by the fallback text.',
+  };
 
   const $ = (id) => document.getElementById(id);
   const enc = encodeURIComponent;
@@ -361,11 +371,41 @@
     const meta = [clock(m.created_at), typeof mm.confidence === 'number' ? 'confidence ' + percent(mm.confidence) : '',
       mm.flow ? 'flow ' + fmt(mm.flow) : '', mm.action ? 'action ' + fmt(mm.action) : ''];
     const cites = list(m.citations).map((c) => h('span', { className: 'cite', text: 'Source: ' + (c.title || c.id) }));
+    const flags = [...list(mm.interventions).map(guardBadge), modelBadge(mm.model)].filter(Boolean);
     return h('li', { className: 'msg ' + r, dataset: { id: m.id } },
       LABELS[r] ? h('div', { className: 'msg-label', text: LABELS[r] }) : null,
       bubble,
       cites.length ? h('div', { className: 'cites' }, ...cites) : null,
+      flags.length ? h('div', { className: 'msg-flags', dataset: { testid: 'reply-flags' } }, ...flags) : null,
       h('div', { className: 'msg-meta', text: meta.filter(Boolean).join(' · ') }));
+  }
+
+  /** A guard check that changed this reply before it was sent, explained on hover (title) and
+   *  to screen readers (hidden text). */
+  function guardBadge(check) {
+    const help = GUARD_HELP[check] || 'This check changed the reply before it was sent.';
+    return h('span', { className: 'badge guard', dataset: { testid: 'guard-badge', check }, attrs: { title: help } },
+      'guard: ' + human(check), h('span', { className: 'sr', text: ' (' + help + ')' }));
+  }
+
+  /** Which model wrote this reply, or that it was unavailable and the extractive answer was sent. */
+  function modelBadge(model) {
+    if (!model || typeof model !== 'object') return null;
+    const name = [model.model, model.backend ? '(' + model.backend + ')' : ''].filter(Boolean).join(' ') || 'a model';
+    const tokens = typeof model.prompt_tokens === 'number' || typeof model.completion_tokens === 'number'
+      ? ` ${fmt(model.prompt_tokens)} prompt + ${fmt(model.completion_tokens)} completion tokens.` : '';
+    if (model.fallback) {
+      // A guard check the model's reply failed, or the model could not answer (down, timeout, budget).
+      const rejected = Object.hasOwn(GUARD_HELP, model.fallback);
+      const why = rejected
+        ? `The reply of ${name} failed the ${human(model.fallback)} check: the built-in answer was sent instead.`
+        : `${name} could not be used (${human(model.fallback)}): the built-in answer was sent instead.`;
+      const label = (rejected ? 'model reply rejected' : 'model unavailable') + ': extractive answer';
+      return h('span', { className: 'badge model fallback', dataset: { testid: 'model-badge', fallback: model.fallback },
+        attrs: { title: why } }, label, h('span', { className: 'sr', text: ' (' + why + ')' }));
+    }
+    return h('span', { className: 'badge model', dataset: { testid: 'model-badge' },
+      attrs: { title: `Written by ${name}.${tokens}` } }, 'model: ' + (model.model || model.backend || '?'));
   }
 
   /** A definition list from [label, value] pairs. */

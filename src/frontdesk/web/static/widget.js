@@ -14,6 +14,9 @@
  * resolved (ended, a goodbye to the bot, resolved by an agent or left idle) the widget asks for
  * a 1-5 rating once, in the company's wording from /api/widget/config; a rating given or
  * skipped is remembered (server state + localStorage), so it is never asked twice.
+ * While a model writes the bot's reply, the server may stream it as ephemeral "draft" frames
+ * ({type: 'draft', reply_to, index, text}: never stored, never replayed); the widget shows them
+ * in one busy bubble, which the stored reply (a message with the same reply_to) replaces.
  * Server text is only ever inserted with textContent (XSS-safe).
  */
 (() => {
@@ -35,6 +38,7 @@
     thanks: 'Thank you for your feedback!',
   };
   const MAX_LEN = 4000;
+  const DRAFT_STALE_MS = 60000;     // a draft with no new piece for this long is given up
   const ROLES = new Set(['customer', 'bot', 'agent', 'system']);
 
   const CSS = `
@@ -98,6 +102,9 @@ h2 { margin: 0; font-size: 16px; font-weight: 600; overflow: hidden; text-overfl
 .label, .meta { margin: 2px 6px; font-size: 12px; color: #475569; }
 .cites { display: flex; flex-wrap: wrap; gap: 4px; margin-top: 4px; }
 .cite { padding: 1px 8px; border: 1px solid #99f6e4; border-radius: 10px; background: #f0fdfa; color: #115e59; font-size: 12px; }
+.draft .bubble { border-style: dashed; }
+.draft .bubble::after { content: ""; display: inline-block; width: 7px; height: 1em; margin-left: 2px;
+  vertical-align: text-bottom; border-radius: 1px; background: #64748b; animation: fd-blink 1.2s infinite ease-in-out; }
 .typing { margin-top: 10px; }
 .typing .bubble { display: inline-flex; gap: 4px; padding: 12px; }
 .dot { width: 7px; height: 7px; border-radius: 50%; background: #64748b; animation: fd-blink 1.2s infinite ease-in-out; }
@@ -200,6 +207,9 @@ button:focus-visible, textarea:focus-visible, .scroll:focus-visible { outline: 3
   let csatServer = null;            // the server's rating of this conversation, once known
   let csatScore = 0, csatBusy = false, ending = false;
   let config = null;                // GET /api/widget/config (wording), fetched once
+  // Replies being written: String(reply_to) -> {row, bubble, text, next, early, timer}.
+  const drafts = new Map();
+  const settled = new Set();        // reply_to ids whose draft must not open (again)
 
   const store = {
     get() { try { return localStorage.getItem(STORAGE_KEY); } catch { return null; } },
@@ -251,7 +261,8 @@ button:focus-visible, textarea:focus-visible, .scroll:focus-visible { outline: 3
       pending.delete(m.client_message_id);
       if (errorKind === 'network' && !pending.size) clearError();
     }
-    if (rendered.has(m.seq)) return;
+    const draft = settleDraft(m);
+    if (rendered.has(m.seq)) { if (draft) draft.row.remove(); return; }
     rendered.add(m.seq);
     while (rendered.has(lastSeq + 1)) lastSeq++;
 
@@ -273,12 +284,101 @@ button:focus-visible, textarea:focus-visible, .scroll:focus-visible { outline: 3
       }
       row.append(box);
     }
-    // Keep seq order: insert before the first later message or still-pending bubble.
-    const next = Array.from(list.children).find((r) => r.classList.contains('pending') || Number(r.dataset.seq) > m.seq);
-    list.insertBefore(row, next || null);
+    if (draft && fitsAt(draft.row, m.seq)) {
+      draft.row.replaceWith(row); // the reply takes its draft's place
+    } else {
+      if (draft) draft.row.remove();
+      // Keep seq order: insert before the first later message or still-pending bubble.
+      const next = Array.from(list.children).find((r) => r.classList.contains('pending') || Number(r.dataset.seq) > m.seq);
+      list.insertBefore(row, next || null);
+    }
     if (role === 'bot' || role === 'agent') hideTyping();
     updateEnd();
     scrollDown();
+  }
+
+  // ---- Drafts: the bot's reply while a model writes it ----
+  /** A draft frame: open the reply's bubble on the first piece, append pieces in index order
+   *  (a repeated index is ignored, an early one waits for the ones before it). */
+  function onDraft(f) {
+    const index = f.index, piece = f.text;
+    if (f.reply_to == null || f.reply_to === '' || typeof piece !== 'string') return;
+    if (!Number.isInteger(index) || index < 0) return;
+    const key = String(f.reply_to);
+    if (settled.has(key)) return; // already answered, or cut off by a reconnect
+    const d = drafts.get(key) || openDraft(key);
+    if (index < d.next || d.early.has(index)) return;
+    d.early.set(index, piece);
+    while (d.early.has(d.next)) {
+      d.text.appendData(d.early.get(d.next));
+      d.early.delete(d.next);
+      d.next++;
+    }
+    clearTimeout(d.timer);
+    // Never busy forever: a stream that stops is given up, and the stored reply fetched.
+    d.timer = setTimeout(() => { dropDraft(key); syncHistory(); }, DRAFT_STALE_MS);
+    scrollDown();
+  }
+
+  function openDraft(key) {
+    const row = el('div', 'row bot draft');
+    row.dataset.replyTo = key;
+    const bubble = el('div', 'bubble');
+    bubble.dataset.testid = 'fd-draft';
+    bubble.dataset.role = 'bot';
+    bubble.setAttribute('aria-busy', 'true'); // screen readers wait for the finished reply
+    const text = document.createTextNode('');
+    bubble.append(text);
+    row.append(bubble);
+    const next = Array.from(list.children).find((r) => r.classList.contains('pending'));
+    list.insertBefore(row, next || null);
+    hideTyping(); // the draft stands in for the typing dots
+    const d = { row, bubble, text, next: 0, early: new Map(), timer: null };
+    drafts.set(key, d);
+    return d;
+  }
+
+  /** A stored message that answers a customer message (bot or system) ends that message's
+   *  draft: returns the draft, out of the map, for the message to take its place. */
+  function settleDraft(m) {
+    if ((m.role !== 'bot' && m.role !== 'system') || m.reply_to == null || m.reply_to === '') return null;
+    const key = String(m.reply_to);
+    settled.add(key);
+    const d = drafts.get(key);
+    if (!d) return null;
+    drafts.delete(key);
+    clearTimeout(d.timer);
+    return d;
+  }
+
+  /** Whether a message with this seq keeps seq order in the place of `row`. */
+  function fitsAt(row, seq) {
+    if (row.parentNode !== list) return false;
+    let after = false;
+    for (const r of list.children) {
+      if (r === row) { after = true; continue; }
+      if (r.classList.contains('pending')) { if (!after) return false; continue; }
+      if (!r.dataset.seq) continue; // notices
+      if (after ? Number(r.dataset.seq) < seq : Number(r.dataset.seq) > seq) return false;
+    }
+    return true;
+  }
+
+  /** Remove a draft whose stream broke off; later pieces of it (after a gap) are ignored. */
+  function dropDraft(key) {
+    const d = drafts.get(key);
+    if (!d) return;
+    drafts.delete(key);
+    clearTimeout(d.timer);
+    d.row.remove();
+    settled.add(key);
+  }
+
+  /** Remove every open draft; true if there was one. */
+  function dropDrafts() {
+    const had = drafts.size > 0;
+    for (const key of Array.from(drafts.keys())) dropDraft(key);
+    return had;
   }
 
   /** A local, unsequenced status line (e.g. handoff); not a server message. */
@@ -702,6 +802,7 @@ button:focus-visible, textarea:focus-visible, .scroll:focus-visible { outline: 3
     if (ws) { const old = ws; ws = null; old.close(); }
     clearTimeout(retryTimer);
     retries = 0; lastSeq = 0; rendered.clear();
+    dropDrafts(); settled.clear();
     list.querySelectorAll('.row:not(.pending)').forEach((r) => r.remove());
     for (const p of pending.values()) p.sentOn = null;
   }
@@ -724,6 +825,8 @@ button:focus-visible, textarea:focus-visible, .scroll:focus-visible { outline: 3
     sock.onclose = () => {
       if (ws !== sock) return; // replaced or reset on purpose
       ws = null;
+      // Drafts are not replayed: the reply being written comes from the backlog on resume.
+      if (dropDrafts()) showTyping();
       const delay = Math.min(500 * 2 ** retries, 10000); // 0.5s, 1s, 2s … 10s
       retries++;
       clearTimeout(retryTimer);
@@ -739,6 +842,8 @@ button:focus-visible, textarea:focus-visible, .scroll:focus-visible { outline: 3
     if (!f || typeof f !== 'object') return;
     if (f.type === 'message') {
       handleMessage(f.message, true);
+    } else if (f.type === 'draft') {
+      onDraft(f);
     } else if (f.type === 'conversation') {
       setMode(f.mode, f.status);
     } else if (f.type === 'error') {
