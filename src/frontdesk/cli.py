@@ -539,10 +539,11 @@ _analytics()
 
 
 def _data_rights() -> None:
-    from frontdesk.cli_data import customers_app, retention_app
+    from frontdesk.cli_data import customers_app, export_app, retention_app
 
     app.add_typer(customers_app, name="customers")
     app.add_typer(retention_app, name="retention")
+    app.add_typer(export_app, name="export")
 
 
 _data_rights()

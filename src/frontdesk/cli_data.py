@@ -1,5 +1,6 @@
 """``frontdesk customers`` (export, erase) and ``frontdesk retention`` (purge): a customer's
-data rights and the retention periods, from the command line. See docs/operations.md."""
+data rights and the retention periods, from the command line (docs/operations.md); and
+``frontdesk export finetune``: curated conversations as fine-tuning data (docs/learning.md)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from frontdesk.cli_common import CompanyOpt, DataDirOpt, _settings, _with_service
-from frontdesk.cli_learning import console
+from frontdesk.cli_learning import console, out
 
 customers_app = typer.Typer(
     help="A customer's data: export everything held about them (JSON), or erase it.",
@@ -157,3 +159,87 @@ def purge(
     console.print(f"{verb}:")
     for kind, count in counts.items():
         console.print(f"  {kind:20} {count}")
+
+
+export_app = typer.Typer(
+    help="Export curated data for training elsewhere (OpenAI fine-tuning).", no_args_is_help=True
+)
+
+
+def _print_finetune_report(report: dict[str, Any]) -> None:
+    from frontdesk.learning.finetune import SKIP_REASONS
+
+    table = Table("", "count", title="fine-tuning export")
+    table.add_row("conversations", str(report["conversations"]))
+    table.add_row("examples", str(report["examples"]))
+    for part in ("train", "validation"):
+        held = report[f"{part}_conversations"]
+        plural = "" if held == 1 else "s"
+        table.add_row(f"  {part}", f"{report[part]} ({held} conversation{plural})")
+    table.add_row("approved (rated good)", str(report["approved"]))
+    table.add_row("corrected", str(report["corrected"]))
+    table.add_row("skipped", str(report["skipped_total"]))
+    for reason, count in report["skipped"].items():
+        table.add_row(f"  {SKIP_REASONS.get(reason, reason)}", str(count))
+    kinds = ", ".join(f"{k} {n}" for k, n in report["placeholders"].items())
+    table.add_row(
+        "placeholders added", str(report["placeholders_total"]) + (f" ({kinds})" if kinds else "")
+    )
+    out.print(table)
+    out.print(f"wrote {report['files']['train']} and {report['files']['validation']}")
+    if not report["validation"]:
+        out.print("validation.jsonl is empty: upload train.jsonl alone")
+
+
+@export_app.command("finetune")
+def export_finetune_command(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for train.jsonl and validation.jsonl.")
+    ] = Path("finetune"),
+    history: Annotated[
+        int, typer.Option("--history", min=0, help="Earlier turns per example, at most.")
+    ] = 6,
+    validation: Annotated[
+        float,
+        typer.Option(
+            "--validation", help="Share of the conversations for validation.jsonl (0 to <1)."
+        ),
+    ] = 0.1,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the train/validation split.")] = 0,
+    since: Annotated[
+        int | None,
+        typer.Option("--since", min=1, help="Only replies reviewed in the last DAYS days."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    company: CompanyOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """OpenAI chat fine-tuning JSONL from the bot replies reviewers approved or corrected,
+    pseudonymized; split by conversation into train.jsonl and validation.jsonl."""
+    from frontdesk.cli import CompanyFileError
+    from frontdesk.learning.finetune import ExportError, check_out, export_finetune
+
+    if not 0 <= validation < 1:
+        raise typer.BadParameter("must be at least 0 and below 1", param_hint="--validation")
+    settings = _settings(company, data_dir)
+    try:
+        check_out(out_dir)
+        report = asyncio.run(
+            _with_service(
+                settings,
+                lambda fd: export_finetune(
+                    fd,
+                    out_dir,
+                    history=history,
+                    validation=validation,
+                    seed=seed,
+                    since_days=since,
+                ),
+            )
+        )
+    except (ExportError, *CompanyFileError) as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        print(json.dumps(report.public(), indent=2))
+    else:
+        _print_finetune_report(report.public())

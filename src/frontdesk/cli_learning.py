@@ -1,5 +1,5 @@
 """``frontdesk train``, ``frontdesk eval`` and ``frontdesk models``: intent models from the
-command line."""
+command line; ``frontdesk export finetune``: fine-tuning data from reviewed conversations."""
 
 from __future__ import annotations
 
