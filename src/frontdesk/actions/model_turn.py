@@ -15,6 +15,7 @@ reply, and the reason is recorded in the reply's ``meta["model"]`` and as events
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ from frontdesk.pipeline.grounding import (
 )
 from frontdesk.pipeline.respond import Draft
 from frontdesk.service import Frontdesk
+
+log = logging.getLogger("frontdesk.model")
 
 # The tools a model may call: reads of the verified customer's orders and of the catalog.
 MODEL_TOOLS = (
@@ -301,6 +304,8 @@ async def _release(
         return None, True
     verdict = checker.check(sentence)
     if not verdict.ok:
+        # The model saw only pseudonymized text, so its sentence holds no raw personal data.
+        log.debug("model sentence refused by the %s check: %r", verdict.check, sentence)
         return verdict.check, False
     piece = clean_reply(sentence)
     if not piece:
