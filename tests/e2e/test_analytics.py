@@ -82,6 +82,9 @@ def history(days: int = 27, seed: int = 3) -> list[Event]:
                 events.append(
                     (at(200), cid, "conversion", {"revenue": round(rnd.uniform(40, 220), 2)})
                 )
+            if rnd.random() < 0.3:  # a model backend wrote the first reply
+                usage = {"calls": 1, "prompt_tokens": 900, "completion_tokens": 40, "cost": 0.0026}
+                events.append((at(first), cid, "model_called", usage))
     return sorted(events, key=lambda e: e[0])
 
 
@@ -219,9 +222,19 @@ def test_that_an_admin_sees_the_kpis_charts_and_exports(
             assert shown == "" and card.get_by_test_id("kpi-value").inner_text() == "—"
         else:
             assert float(shown or "nan") == pytest.approx(target["value"])
-    for key in ("conversations", "resolved", "handoffs", "csat_count", "conversions"):
+    assert kpis["model_calls"] > 0
+    for key in (
+        "conversations",
+        "resolved",
+        "handoffs",
+        "csat_count",
+        "conversions",
+        "model_calls",
+    ):
         tile = page.get_by_test_id(f"vol-{key}")
         assert _number(tile.locator(".an-vol-value").inner_text()) == kpis[key], key
+    tokens = page.get_by_test_id("vol-model_tokens").locator(".an-vol-value").inner_text()
+    assert _number(tokens) == kpis["model_tokens"]
     handoff = page.locator('[data-testid="kpi-card"][data-kpi="handoff_rate"]')
     shown_rate = handoff.get_by_test_id("kpi-value").inner_text().strip()
     assert shown_rate.endswith("%")

@@ -75,6 +75,7 @@
     score: (v) => ({ n: fixed(v, 2), u: '/ 5' }),
     sentiment: (v) => ({ n: (v > 0 ? '+' : v < 0 ? '−' : '') + fixed(Math.abs(v), 2), u: '' }),
     money: (v) => ({ n: money.format(v), u: '' }),
+    cost: (v) => ({ n: nf(4).format(v), u: '' }), // model cost: fractions of a cent matter
   };
   /** A value as one string ("62.5%", "1.8 s"), or a dash when there is none. */
   function text(kind, v) {
@@ -294,6 +295,13 @@
     ['revenue', 'Revenue', 'money'],
     ['leads', 'Leads', 'count'],
   ];
+  // Shown when a model backend wrote replies in the range (docs/models.md).
+  const MODEL_USAGE = [
+    ['model_calls', 'Model calls', 'count'],
+    ['model_tokens', 'Model tokens', 'count'],
+    ['model_cost', 'Model cost', 'cost'],
+    ['model_fallbacks', 'Model fallbacks', 'count'],
+  ];
   const STATUS_TEXT = { met: 'On target', missed: 'Off target', no_data: 'No data' };
   /** A KPI's label without the unit the value already shows: "First response (median, s)" -> "First response (median)". */
   const cardLabel = (label) => String(label || '').replace(/,\s*(s|min)\)$/, ')').replace(/\s*\((s|min)\)$/, '');
@@ -329,7 +337,8 @@
     });
     $('kpi-grid').replaceChildren(...cards);
     if (!cards.length) $('kpi-grid').append(h('p', { className: 'muted', text: 'No KPI targets are set (kpi_targets in guidelines.yaml).' }));
-    $('volume-grid').replaceChildren(...VOLUME.map(([key, label, kind]) => h('div', {
+    const volume = num(k.model_calls) ? [...VOLUME, ...MODEL_USAGE] : VOLUME;
+    $('volume-grid').replaceChildren(...volume.map(([key, label, kind]) => h('div', {
       className: 'an-vol', dataset: { testid: 'vol-' + key, value: num(k[key]) == null ? '' : k[key] },
     }, h('div', { className: 'an-vol-label', text: label }), h('div', { className: 'an-vol-value', text: text(kind, k[key]) }))));
   }
