@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -261,7 +261,3 @@ def cut(sentences: Sequence[str], max_sentences: int) -> tuple[str, bool]:
 def tool_text(result: Any) -> str:
     """A tool result as the model reads it."""
     return json.dumps(result, sort_keys=True, default=str)
-
-
-def sources_from(items: Iterable[tuple[str, str, str]]) -> list[Source]:
-    return [Source(i, title, text) for i, title, text in items]
