@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 DEMO_ARGS ?=
 STAMP := $(VENV)/.installed
+# Extras installed with Frontdesk: dev tools, and train (encoder fine-tuning: torch==2.13.0's
+# CPU wheel, about 1.1 GB in the venv, a minute to install; EXTRAS=dev leaves it out).
+EXTRAS ?= dev,train
 
 .PHONY: install demo test lint bench clean help
 
@@ -13,10 +16,10 @@ help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
 $(STAMP): pyproject.toml
-	scripts/install.sh "$(PYTHON)" "$(VENV)"
+	scripts/install.sh "$(PYTHON)" "$(VENV)" "$(EXTRAS)"
 	@touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install Frontdesk with its dev tools
+install: $(STAMP)  ## create .venv and install Frontdesk with its dev tools and the train extra
 
 demo: $(STAMP)  ## serve the demo store on http://127.0.0.1:$(PORT) (DEMO_ARGS="--simulate 500")
 	$(BIN)/frontdesk demo --port $(PORT) $(DEMO_ARGS)
@@ -33,6 +36,7 @@ lint: $(STAMP)  ## ruff and mypy --strict
 
 bench: $(STAMP)  ## turn latency and throughput, retrieval quality, encoder cost, the KPI rollup (docs/benchmarks.md)
 	$(BIN)/python benchmarks/turn_latency.py
+	$(BIN)/python benchmarks/model_overhead.py
 	$(BIN)/python benchmarks/retrieval.py
 	$(BIN)/python benchmarks/encoder.py
 	$(BIN)/python benchmarks/analytics_rollup.py

@@ -117,7 +117,7 @@ def test_that_the_cli_trains_evaluates_lists_and_activates(tmp_path: Path) -> No
     home = ["--data-dir", str(tmp_path / "d")]
     trained = runner.invoke(app, ["train", "intents", str(data), "--name", "toy", *home])
     assert trained.exit_code == 0, trained.output
-    assert "not built yet" in trained.output and "version 1 (active)" in trained.output
+    assert "version 1 (active)" in trained.output and "notice" not in trained.output
     runner.invoke(app, ["train", "intents", str(data), "--name", "toy", "--shots", "3", *home])
     evaluated = runner.invoke(
         app, ["eval", "intents", str(data), "--name", "toy", "--json", "--version", "1", *home]
@@ -126,7 +126,7 @@ def test_that_the_cli_trains_evaluates_lists_and_activates(tmp_path: Path) -> No
     report = json.loads(evaluated.stdout.strip().splitlines()[-1])
     for key in ("accuracy", "macro_f1", "in_scope_accuracy", "oos_precision", "oos_recall"):
         assert isinstance(report[key], float), key
-    assert report["model"] == {"name": "toy", "version": 1}
+    assert report["model"] == {"name": "toy", "version": 1, "encoder": "all-MiniLM-L6-v2-int8"}
     table = runner.invoke(app, ["eval", "intents", str(data), "--name", "toy", *home])
     assert "most confused" in table.stdout or "accuracy" in table.stdout
     listed = runner.invoke(app, ["models", "list", *home])

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -84,12 +85,26 @@ def train_intents_command(
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for sampling and splits.")] = 0,
     oos_label: OosOpt = "oos",
+    fine_tune: Annotated[
+        bool,
+        typer.Option(
+            "--fine-tune",
+            help="Fine-tune the sentence encoder too (needs the frontdesk[train] extra; "
+            "minutes on a CPU). Without the extra, trains the heads only and says so.",
+        ),
+    ] = False,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            "--epochs", help="Fine-tuning passes over the data (default: by its size).", min=1
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Train an intent model and make it the active version of NAME."""
     from frontdesk.learning.datasets import DatasetError, load_labelled
     from frontdesk.learning.registry import RegistryError
-    from frontdesk.learning.workflow import FINE_TUNING_NOTE, train_intents
+    from frontdesk.learning.workflow import train_intents
     from frontdesk.service import default_embedder
 
     settings = _settings(data_dir)
@@ -97,7 +112,6 @@ def train_intents_command(
         dataset = load_labelled(data)
     except DatasetError as exc:
         raise _fail(exc) from exc
-    console.print(f"[dim]{FINE_TUNING_NOTE}[/dim]")
     embedder = default_embedder(settings)
     try:
         with ProgressBar() as bar:
@@ -110,12 +124,16 @@ def train_intents_command(
                 seed=seed,
                 oos_label=oos_label,
                 progress=bar,
+                fine_tune=fine_tune,
+                epochs=epochs,
+                notice=lambda line: console.print(f"[yellow]notice:[/yellow] {escape(line)}"),
             )
     except (DatasetError, RegistryError) as exc:
         raise _fail(exc) from exc
     finally:
         embedder.close()
     meta = trained.version.meta
+    trained.model.close()
     calibration = meta.get("calibration") or {}
     console.print(
         f"trained intents model {name!r} version {trained.version.version} (active) on "
@@ -129,6 +147,13 @@ def train_intents_command(
             else ""
         )
     )
+    if meta.get("fine_tuned_encoder"):
+        tuning = meta["fine_tune"]
+        console.print(
+            f"its own encoder: {meta['encoder']} ({meta['encoder_file']}, fine-tuned for "
+            f"{tuning['params']['epochs']} epochs in {tuning['tune_seconds']:.0f} s, exported "
+            f"in {tuning['export_seconds']:.0f} s)"
+        )
 
 
 def _print_report(report: dict[str, Any]) -> None:
@@ -194,7 +219,8 @@ def eval_intents_command(
         raise _fail(exc) from exc
     finally:
         embedder.close()
-    report["model"] = {"name": name, "version": chosen.version}
+        model.close()
+    report["model"] = {"name": name, "version": chosen.version, "encoder": model.encoder}
     if as_json:
         print(json.dumps(report))
     else:
@@ -208,8 +234,15 @@ def models_list(data_dir: DataDirOpt = None) -> None:
     if not versions:
         console.print("no models yet: train one with `frontdesk train intents DATA.csv --name N`")
         return
-    table = Table("", "kind", "name", "version", "created", "examples", "labels", "data")
+    table = Table("", "kind", "name", "version", "created", "examples", "labels", "encoder", "data")
+    notes = []
     for v in versions:
+        encoder = "own" if v.meta.get("encoder_file") else "shared"
+        if v.meta.get("encoder_file"):
+            notes.append(
+                f"{v.name} version {v.version} has its own fine-tuned encoder "
+                f"{v.meta.get('encoder')} ({v.meta['encoder_file']} in {v.path})"
+            )
         table.add_row(
             "*" if v.active else "",
             v.kind,
@@ -218,9 +251,12 @@ def models_list(data_dir: DataDirOpt = None) -> None:
             str(v.meta.get("created_at", ""))[:19],
             str(v.meta.get("examples", "")),
             str(v.meta.get("classes", "")),
+            encoder,
             str(v.meta.get("data", "")),
         )
     out.print(table)
+    for note in notes:
+        out.print(escape(note))
 
 
 @models_app.command("activate")

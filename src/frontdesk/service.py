@@ -125,6 +125,7 @@ class Frontdesk:
         self._analytics: asyncio.Task[None] | None = None
         self.guidelines: Guidelines = Guidelines()
         self.intents: IntentModel | None = None
+        self._opened_intents: list[IntentModel] = []  # closed in close(): own encoders
         self.catalog: Catalog | None = None
         self.products: tuple[ProductRecord, ...] = ()
         self.flows: Flows = Flows()
@@ -205,6 +206,9 @@ class Frontdesk:
         if self._embedder is not None and self._owns_embedder:
             self._embedder.close()
             self._embedder = None
+        for model in self._opened_intents:
+            model.close()
+        self._opened_intents.clear()
         if self._db is not None:
             await self._db.dispose()
             self._db = None
@@ -381,8 +385,11 @@ class Frontdesk:
 
     def _load_intents(self, name: str, number: int | None = None) -> IntentModel:
         version = self.registry.get("intents", name, number)
-        model = IntentModel.load(version.path)
-        if model.encoder != self.embedder.name:
+        # A model with a fine-tuned encoder of its own opens it here: its intent vectors come
+        # from it (one more encoder pass per message), retrieval keeps the shared encoder.
+        model = IntentModel.load(version.path, threads=self.settings.embedding_threads)
+        self._opened_intents.append(model)
+        if model.encoder_file is None and model.encoder != self.embedder.name:
             raise RegistryError(
                 f"intents model {name!r} version {version.version} was trained on encoder "
                 f"{model.encoder!r}, the service runs {self.embedder.name!r}: retrain it"

@@ -369,7 +369,7 @@ async def _think(
     if vector is not None:
         passages = fd.retriever.search_vector(text, vector, settings.retrieval_top_k)
         if profile.intents is not None:
-            intent = profile.intents.predict_one(text, vector)
+            intent = await profile.intents.predict_message(text, vector)
     earlier = [m.text for m in received.history if m.role is Role.CUSTOMER]
     understanding = understand(
         text,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,9 +22,9 @@ KIND = "intents"
 EMBED_BATCH = 64
 Progress = Callable[[str, int, int], None]
 
-FINE_TUNING_NOTE = (
-    "encoder fine-tuning (the frontdesk\\[train] extra) is not built yet: training the "
-    "classification heads over the built-in sentence encoder"
+FALLBACK_NOTE = (
+    "{reason}. Training the classification heads only, over the built-in sentence encoder "
+    "(install frontdesk[train] to fine-tune the encoder)"
 )
 
 
@@ -51,35 +54,100 @@ def train_intents(
     seed: int = 0,
     oos_label: str = DEFAULT_OOS,
     progress: Progress | None = None,
+    fine_tune: bool = False,
+    epochs: int | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> Trained:
     """Train on ``data`` (optionally ``shots`` examples per label) and register a new active
-    version of ``name``. Nothing is registered if anything fails."""
+    version of ``name``. With ``fine_tune``, the encoder is fine-tuned first (the ``train``
+    extra) and saved with the model; without the extra, ``notice`` is told and the heads are
+    trained over ``embedder`` alone. Nothing is registered if anything fails."""
     started = time.perf_counter()
     if shots is not None:
         data = data.sample(shots, seed, keep=frozenset({oos_label}))
     if len(data.classes) < 2:
         raise DatasetError(f"{data.source}: a classifier needs at least 2 labels")
-    vectors = embed_all(embedder, list(data.texts), progress)
-    model = train(
-        list(data.texts),
-        vectors,
-        list(data.labels),
-        encoder=embedder.name,
-        oos_label=oos_label,
-        seed=seed,
-        progress=progress,
-    )
-    seconds = time.perf_counter() - started
+    if fine_tune:
+        from frontdesk.learning import finetune_encoder
+
+        try:
+            finetune_encoder.require()
+        except finetune_encoder.TrainExtraMissing as exc:
+            fine_tune = False
+            if notice:
+                notice(FALLBACK_NOTE.format(reason=str(exc).split(":")[0]))
     meta: dict[str, Any] = {
         "data": data.source,
         "data_sha256": data.digest(),
         "shots": shots,
         "label_counts": dict(sorted(data.counts().items())),
-        "train_seconds": round(seconds, 1),
-        "fine_tuned_encoder": False,
+        "fine_tuned_encoder": fine_tune,
     }
-    version = registry.add(KIND, name, model.save, meta)
+    with tempfile.TemporaryDirectory(prefix="frontdesk-encoder-") as scratch:
+        encoder_file: Path | None = None
+        if fine_tune:
+            encoder_file, encoder, encoder_meta = _tuned_encoder(
+                data, Path(scratch), seed, epochs, progress
+            )
+            meta.update(encoder_meta)
+        else:
+            encoder = embedder
+        try:
+            vectors = embed_all(encoder, list(data.texts), progress)
+            model = train(
+                list(data.texts),
+                vectors,
+                list(data.labels),
+                encoder=encoder.name,
+                oos_label=oos_label,
+                seed=seed,
+                progress=progress,
+            )
+        finally:
+            if encoder is not embedder:
+                encoder.close()
+        seconds = time.perf_counter() - started
+        meta["train_seconds"] = round(seconds, 1)
+
+        def write(folder: Path) -> None:
+            model.save(folder)
+            if encoder_file is not None:
+                shutil.copyfile(encoder_file, folder / encoder_file.name)
+
+        version = registry.add(KIND, name, write, meta)
     return Trained(version, IntentModel.load(version.path), seconds)
+
+
+def _tuned_encoder(
+    data: Labelled, scratch: Path, seed: int, epochs: int | None, progress: Progress | None
+) -> tuple[Path, Embedder, dict[str, Any]]:
+    """Fine-tune the encoder on ``data`` and export it to ``scratch``; the file, the encoder
+    that serves it, and what goes into the model's meta.json."""
+    from frontdesk.adapters.models.onnx_embedder import OnnxEmbedder
+    from frontdesk.learning import finetune_encoder
+
+    options = finetune_encoder.FineTuneOptions(epochs=epochs, seed=seed)
+    rows = finetune_encoder.tuning_rows(data.labels, seed)
+    tuned = finetune_encoder.tune_and_export(
+        [data.texts[i] for i in rows], [data.labels[i] for i in rows], scratch, options,
+        progress=progress,
+    )  # fmt: skip
+    name = f"all-MiniLM-L6-v2-tuned-{tuned.sha256[:12]}" + ("-int8" if tuned.quantized else "")
+    encoder = OnnxEmbedder(tuned.path, threads=2, sha256=tuned.sha256, name=name)
+    meta = {
+        "encoder_file": tuned.path.name,
+        "encoder_sha256": tuned.sha256,
+        "encoder_base": finetune_encoder.BASE_DESCRIPTION,
+        "fine_tune": {
+            "examples": len(rows),  # the rest is new to the encoder: the heads' validation
+            "params": tuned.params,
+            "epoch_losses": tuned.losses,
+            "quantized_int8": tuned.quantized,
+            "tune_seconds": tuned.tune_seconds,
+            "export_seconds": tuned.export_seconds,
+        },
+    }
+    return tuned.path, encoder, meta
 
 
 def evaluate_intents(
@@ -90,12 +158,14 @@ def evaluate_intents(
     oos_label: str | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    if model.encoder != embedder.name:
+    """Scores of ``model`` on ``data``; its vectors come from its own encoder if it has one,
+    else from ``embedder`` (the one it was trained on)."""
+    if model.encoder_file is None and model.encoder != embedder.name:
         raise DatasetError(
             f"the model was trained on encoder {model.encoder!r}, this service runs "
             f"{embedder.name!r}: retrain it"
         )
-    vectors = embed_all(embedder, list(data.texts), progress)
+    vectors = embed_all(model.embedder(embedder), list(data.texts), progress)
     started = time.perf_counter()
     predictions = model.predict(list(data.texts), vectors)
     head_ms = (time.perf_counter() - started) * 1000 / max(len(data), 1)

