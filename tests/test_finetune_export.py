@@ -37,10 +37,12 @@ def check_shape(example: dict[str, Any], fd: Frontdesk) -> list[dict[str, str]]:
     messages: list[dict[str, str]] = example["messages"]
     assert all(set(m) == {"role", "content"} for m in messages)
     assert {m["role"] for m in messages} <= {"system", "user", "assistant"}
-    assert messages[0] == {"role": "system", "content": system_prompt(fd.guidelines)}
-    # The knowledge the reply was given, as a served request has it; then the turns only.
-    assert messages[1]["role"] == "system" and messages[1]["content"].startswith("Knowledge")
-    assert [m["role"] for m in messages[2:]].count("system") == 0
+    # The instructions and the knowledge the reply was given, in one system message as a
+    # served request has them; then the turns only.
+    system = messages[0]["content"]
+    assert messages[0]["role"] == "system" and system.startswith(system_prompt(fd.guidelines))
+    assert "\n\nKnowledge passages" in system
+    assert [m["role"] for m in messages[1:]].count("system") == 0
     assert messages[-2]["role"] == "user" and messages[-1]["role"] == "assistant"
     return messages
 
@@ -98,13 +100,13 @@ async def test_that_approved_and_corrected_replies_are_exported_and_nothing_else
     }
     assert (tmp_path / "out" / "validation.jsonl").read_text(encoding="utf-8") == ""
     first, second = (check_shape(e, frontdesk) for e in read(tmp_path / "out" / "train.jsonl"))
-    assert "[international-orders-and-customs]" in first[1]["content"]  # the turn's passages
-    assert first[2:] == [
+    assert "[international-orders-and-customs]" in first[0]["content"]  # the turn's passages
+    assert first[1:] == [
         {"role": "user", "content": "do you ship to Canada?"},
         {"role": "assistant", "content": shipping["text"]},
     ]
     # The earlier turns come before the customer's message; the correction is the answer.
-    assert second[2:] == [
+    assert second[1:] == [
         {"role": "user", "content": "do you ship to Canada?"},
         {"role": "assistant", "content": shipping["text"]},
         {"role": "user", "content": "do you price match other stores?"},
@@ -118,7 +120,7 @@ async def test_that_approved_and_corrected_replies_are_exported_and_nothing_else
     short = await export_finetune(frontdesk, tmp_path / "short", validation=0, history=0)
     assert short.examples == 2
     last = read(tmp_path / "short" / "train.jsonl")[1]["messages"]
-    assert [m["role"] for m in last] == ["system", "system", "user", "assistant"]
+    assert [m["role"] for m in last] == ["system", "user", "assistant"]
     assert last[-1]["content"] == CORRECTION
 
 

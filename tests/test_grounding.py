@@ -5,6 +5,7 @@ from __future__ import annotations
 from tests.conftest import DEMO
 
 from frontdesk.company.guidelines import Guidelines, load_guidelines
+from frontdesk.core.types import ArticleId, ChunkId, Passage
 from frontdesk.pipeline.grounding import ReplyChecker, Source, clean_reply, cut, split_sentences
 from frontdesk.pipeline.prompt import build_messages, new_canary, system_prompt
 
@@ -122,5 +123,25 @@ def test_that_the_prompt_carries_the_guidelines_and_only_pseudonymized_text() ->
     assert "pending:" in system  # glossary
     assert "fdc-test" in system
     assert messages[-1].role == "user" and "<EMAIL_1>" in messages[-1].content
-    assert "none match" in messages[1].content
+    # One system message: the instructions, then the turn's material.
+    assert [m.role for m in messages] == ["system", "user"]
+    assert system.index("fdc-test") < system.index("Knowledge passages: none match")
+
+
+def test_that_the_reference_answer_and_the_passages_follow_the_instructions() -> None:
+    guidelines = load_guidelines(DEMO)
+    text = "Refunds to a gift card are immediate."
+    refunds = ArticleId("refunds")
+    passage = Passage(ChunkId("refunds-0"), refunds, "Refunds", text, refunds, "Refunds", 1.0, 0.9)
+    messages = build_messages(
+        guidelines,
+        text="how long do refunds take",
+        passages=(passage,),
+        reference="Refunds to a gift card are immediate.",
+    )
+    system = messages[0].content
+    assert system.startswith(system_prompt(guidelines))
+    assert "[refunds] Refunds: Refunds to a gift card are immediate." in system
+    assert "Reference answer (correct;" in system
+    assert messages[-1].content == "how long do refunds take"
     assert Guidelines().model.max_sentences == 6

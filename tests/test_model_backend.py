@@ -138,7 +138,7 @@ def test_that_a_model_answer_streams_sentence_by_sentence_to_the_socket(
     assert request["stream"] is True and request["model"] == "scripted"
     system = request["messages"][0]["content"]
     assert "Nora" in system and "Northwind Outfitters" in system and "guaranteed delivery" in system
-    assert "[refunds]" in request["messages"][1]["content"]  # the passages, with their ids
+    assert "[refunds]" in system  # the passages, with their ids, after the instructions
     assert sorted(t["function"]["name"] for t in request["tools"]) == sorted(MODEL_TOOLS)
     # llama.cpp's server builds a grammar from these schemas and dies on a \d in a pattern.
     assert "\\d" not in json.dumps(request["tools"])
@@ -171,6 +171,31 @@ async def test_that_an_invented_refund_policy_never_reaches_the_customer(
         assert fallback["reason"] == "policy"
         (meta,) = await bot_meta(fd)
         assert meta["interventions"] == ["policy"] and meta["model"]["fallback"] == "policy"
+
+
+async def test_that_an_unsupported_sentence_after_a_supported_one_ends_the_reply_there(
+    settings: Settings, shared_embedder: SharedEmbedder, scripted_server: ScriptedModelServer
+) -> None:
+    supported = "Refunds to a credit card or PayPal take 5–7 business days [refunds]."
+    scripted_server.script(
+        ScriptedReply(text=f"{supported} Our team in Denver checks each refund by hand.")
+    )
+    async with serving(with_model(settings, scripted_server.url), shared_embedder) as (fd, c):
+        conversation_id = await open_conversation(c)
+        reply = (await say(c, conversation_id, "How long do refunds take?"))["replies"][0]
+        # The supported sentence stays (it was already shown as a draft); the rest never
+        # reaches the customer, and the intervention is recorded.
+        assert reply["text"] == supported.replace(" [refunds]", "")
+        assert [x["id"] for x in reply["citations"]] == ["refunds"]
+        assert [e["check"] for e in await events(fd, "guard_intervened")] == ["grounding"]
+        assert await events(fd, "model_fallback") == []
+        (meta,) = await bot_meta(fd)
+        assert meta["model"]["cut"] == "grounding" and "fallback" not in meta["model"]
+    # The extractive responder's answer went to the model as its reference, after the passages.
+    system = scripted_server.requests[0]["messages"][0]["content"]
+    assert system.index("[refunds]") < system.index("Reference answer (correct;")
+    said = "Reference answer (correct; say the same in our voice, adding no other fact): "
+    assert said + EXTRACTIVE_REFUNDS in system
 
 
 @pytest.mark.parametrize(

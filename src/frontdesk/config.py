@@ -235,6 +235,15 @@ class Settings(BaseSettings):
     model_circuit_seconds: float = Field(
         default=30.0, gt=0, description="How long the circuit stays open before one trial call."
     )
+    model_passages: int = Field(
+        default=4,
+        ge=1,
+        le=10,
+        description=(
+            "Retrieved passages a model is given with each question. Each costs prompt "
+            "tokens: a small model on a CPU reads about 45 tokens a second a thread."
+        ),
+    )
     model_tools: bool = Field(
         default=True,
         description=(

@@ -58,7 +58,6 @@ MODEL_TOOLS = (
     "search_catalog",
 )
 TOOL_ROUNDS = 2  # model calls that may ask for tools before the one that must answer
-PASSAGES = 4  # retrieved passages the model is given
 
 
 @dataclass(slots=True)
@@ -154,6 +153,7 @@ async def write_reply(
     approved: list[prompts.ApprovedHint],
     fallback: Draft,
     guidelines: Any,
+    reference: str | None = None,
 ) -> ModelTurn:
     """The model's reply to ``customer`` (pseudonymized), streamed to the socket sentence by
     sentence as each passes the guard; or ``fallback``."""
@@ -165,7 +165,7 @@ async def write_reply(
         return turn
     canary = prompts.new_canary()
     context = prompts.customer_context(state)
-    kept = passages[:PASSAGES]
+    kept = passages[: settings.model_passages]
     messages = list(
         prompts.build_messages(
             guidelines,
@@ -175,13 +175,20 @@ async def write_reply(
             approved=approved,
             context=context,
             canary=canary,
+            reference=reference,
         )
     )
     sources = [Source(p.cite_id, p.cite_title, p.text) for p in kept]
     sources += [Source("approved", "Approved answer", a.answer) for a in approved]
     seen = "\n".join([customer.text, *(m.text for m in history), json.dumps(context)])
     checker = ReplyChecker(
-        guidelines, sources, instructions=messages[0].content, canary=canary, seen=seen
+        guidelines,
+        sources,
+        # The instructions alone: the system message also holds the passages, which a reply
+        # may quote.
+        instructions=prompts.system_prompt(guidelines, canary=canary),
+        canary=canary,
+        seen=seen,
     )
     offered = tools_offered(fd)
     call = _Call()
@@ -270,6 +277,12 @@ async def write_reply(
     interventions: list[str] = []
     if reason is None and failed is None and not released:
         failed = "empty"
+    if reason is None and failed == "grounding" and checker.claims:
+        # The sentences before the unsupported one passed every check and were shown as
+        # drafts, at least one of them a supported statement: the reply ends there.
+        interventions.append(failed)
+        info["cut"] = failed
+        failed = None
     if reason is not None or failed is not None:
         info["fallback"] = reason or failed
         events.append(("model_fallback", {"reason": reason or failed}))
@@ -390,6 +403,9 @@ async def compose(
         approved=hints,
         fallback=fallback,
         guidelines=guidelines,
+        reference=fallback.text
+        if decision.action is Action.ANSWER and fallback.grounded_in
+        else None,
     )
     state = dict(decision.state)
     if turn.used_model and decision.action is Action.REPHRASE and turn.claims:

@@ -4,7 +4,9 @@ Only bot replies that a reviewer approved (rated good) or corrected (any rating 
 answer) become examples; when a reply was reviewed more than once, the newest review decides.
 Each example is one JSON line ``{"messages": [...]}``:
 
-- ``system``: the assistant's standing instructions (``prompt.system_prompt``, no canary);
+- ``system``: the assistant's standing instructions (``prompt.system_prompt``, no canary)
+  followed by the knowledge passages the reply was given, as ``prompt.build_messages`` serves
+  them;
 - the conversation's turns before the customer's message, at most ``history`` of them, as
   ``prompt.build_messages`` gives them to a model (customer -> user, bot and agent ->
   assistant, agents' texts marked "(agent) ", system notes left out);
@@ -50,7 +52,7 @@ from frontdesk.core.types import (
     utcnow,
 )
 from frontdesk.pipeline import privacy
-from frontdesk.pipeline.prompt import build_messages, system_prompt
+from frontdesk.pipeline.prompt import build_messages
 
 if TYPE_CHECKING:
     from frontdesk.service import Frontdesk
@@ -277,7 +279,6 @@ def build_examples(
     if history < 0:
         raise ExportError("--history must be 0 or more")
     skipped = skipped if skipped is not None else Counter()
-    system = {"role": "system", "content": system_prompt(guidelines)}
     examples = []
     for item in reviewed:
         if item.reply is None:
@@ -303,10 +304,11 @@ def build_examples(
         built = build_messages(
             guidelines, text=item.question.text, history=window, passages=item.passages
         )
-        # As served: the instructions (without a canary), the turn's knowledge (the company's
-        # own text, not scrubbed: its support address is no one's personal data), the turns.
-        messages = [system, {"role": "system", "content": built[1].content}]
-        messages += [{"role": m.role, "content": scrub(m.content)} for m in built[2:]]
+        # As served: one system message with the instructions (without a canary) and the
+        # turn's knowledge (the company's own text, not scrubbed: its support address is no
+        # one's personal data), then the turns.
+        messages = [{"role": "system", "content": built[0].content}]
+        messages += [{"role": m.role, "content": scrub(m.content)} for m in built[1:]]
         messages.append({"role": "assistant", "content": scrub(answer)})
         examples.append(Example(item.conversation_id, item.message_id, source, tuple(messages)))
     return examples

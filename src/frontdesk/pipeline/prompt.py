@@ -83,10 +83,13 @@ def system_prompt(guidelines: Guidelines, *, canary: str | None = None) -> str:
 
 
 def knowledge_block(
-    passages: Sequence[Passage], approved: Sequence[ApprovedHint], context: dict[str, Any]
+    passages: Sequence[Passage],
+    approved: Sequence[ApprovedHint],
+    context: dict[str, Any],
+    reference: str | None = None,
 ) -> str:
     """The material of this turn: approved answers, passages with their ids, the customer's
-    context."""
+    context, and the reference answer (the extractive responder's, when it has one)."""
     lines: list[str] = []
     if approved:
         lines.append("Approved answers (reviewed by the team; they take precedence):")
@@ -101,6 +104,12 @@ def knowledge_block(
         lines.append("Knowledge passages: none match this question.")
     if context:
         lines += ["", "Customer context: " + json.dumps(context, sort_keys=True)]
+    if reference:
+        lines += [
+            "",
+            "Reference answer (correct; say the same in our voice, adding no other fact): "
+            + reference.strip(),
+        ]
     return "\n".join(lines)
 
 
@@ -120,13 +129,19 @@ def build_messages(
     approved: Sequence[ApprovedHint] = (),
     context: dict[str, Any] | None = None,
     canary: str | None = None,
+    reference: str | None = None,
 ) -> tuple[ChatMessage, ...]:
-    """The whole request: instructions and this turn's material, the recent turns, then the
-    customer's message. Every text here is as stored: pseudonymized."""
-    messages = [
-        ChatMessage("system", system_prompt(guidelines, canary=canary)),
-        ChatMessage("system", knowledge_block(passages, approved, context or {})),
-    ]
+    """The whole request: one system message (the instructions, then this turn's material),
+    the recent turns, then the customer's message. Every text here is as stored:
+    pseudonymized.
+
+    The material shares the one system message because small models read a second system
+    message poorly: SmolLM2-135M answered as if its passages were not there (measured:
+    "The refunds take 24 hours to process"), and with them in the first it quoted them. The
+    instructions stay first, so a server that caches the prompt's prefix reuses them."""
+    material = knowledge_block(passages, approved, context or {}, reference)
+    instructions = system_prompt(guidelines, canary=canary)
+    messages = [ChatMessage("system", f"{instructions}\n\n{material}")]
     for message in history:
         role = _ROLE.get(message.role)
         if role is None:  # system notes (handoff acknowledgements) are not turns
