@@ -58,13 +58,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import websockets
 from turn_latency import (
     HOST,
     QUESTIONS,
     SMALL_TALK,
     RawConnection,
+    Server,
     ServerError,
     fmt,
     free_port,
@@ -81,7 +81,6 @@ sys.path.insert(0, str(REPO / "tests"))
 import model_servers  # noqa: E402  (tests/ holds the scripted OpenAI-compatible server)
 
 SEED = 20240601
-START_TIMEOUT_S = 180.0
 REPLY_TIMEOUT_S = 90.0
 MODEL_SERVER_SCRIPT = REPO / "scripts" / "model_server.sh"
 
@@ -192,93 +191,6 @@ class RealModelServer:
 # --------------------------------------------------------------------------- the service
 
 
-class Service:
-    """``frontdesk demo`` in a subprocess with extra environment, its output in a log file."""
-
-    def __init__(self, port: int, data_dir: Path, log_path: Path, env: dict[str, str]) -> None:
-        self.port = port
-        self.data_dir = data_dir
-        self.log_path = log_path
-        self.env = env
-        self.process: subprocess.Popen[bytes] | None = None
-        self.start_s = 0.0
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def start(self) -> None:
-        executable = Path(sys.executable).with_name("frontdesk")
-        if not executable.exists():
-            found = shutil.which("frontdesk")
-            if found is None:
-                raise ServerError("the frontdesk command was not found next to this Python")
-            executable = Path(found)
-        command = [str(executable), "demo", "--port", str(self.port)]
-        command += ["--data-dir", str(self.data_dir)]
-        # One client sends everything: the rate limits would measure the limiter.
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("FRONTDESK_", "OPENAI_"))}
-        env.update(
-            {
-                "FRONTDESK_RATE_LIMIT_PER_IP": "0",
-                "FRONTDESK_RATE_LIMIT_PER_CONVERSATION": "0",
-                **self.env,
-            }
-        )
-        t0 = time.perf_counter()
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=REPO,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-            )
-        deadline = t0 + START_TIMEOUT_S
-        while True:
-            code = self.process.poll()
-            if code is not None:
-                raise ServerError(f"the server exited with status {code} while starting")
-            with contextlib.suppress(httpx.HTTPError):
-                response = httpx.get(f"{self.base_url}/health", timeout=2.0)
-                if response.status_code == 200 and response.json().get("status") == "ok":
-                    break
-            if time.perf_counter() > deadline:
-                raise ServerError(f"the server did not answer /health within {START_TIMEOUT_S} s")
-            time.sleep(0.25)
-        self.start_s = time.perf_counter() - t0
-
-    def cpu_seconds(self) -> float | None:
-        if self.process is None:
-            return None
-        try:
-            stat = Path(f"/proc/{self.process.pid}/stat").read_text()
-        except OSError:
-            return None
-        fields = stat.rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        cleaned = [line.rsplit("\r", 1)[-1] for line in text.splitlines()]
-        return "\n".join(cleaned[-lines:])
-
-
 def read_meta(data_dir: Path, ids: list[str]) -> dict[str, dict[str, Any]]:
     """``messages.meta`` of the given message ids (a JSON column, not sealed)."""
     found: dict[str, dict[str, Any]] = {}
@@ -362,7 +274,7 @@ async def open_conversation(client: RawConnection) -> str:
 
 
 async def http_turns(
-    service: Service, run: Run, texts: list[str], per_conversation: int, label: str
+    service: Server, run: Run, texts: list[str], per_conversation: int, label: str
 ) -> None:
     """``texts`` one at a time over HTTP; a new conversation every ``per_conversation``."""
     client = RawConnection(HOST, service.port)
@@ -404,7 +316,7 @@ async def http_turns(
     await client.close()
 
 
-async def socket_turns(service: Service, run: Run, texts: list[str], label: str) -> None:
+async def socket_turns(service: Server, run: Run, texts: list[str], label: str) -> None:
     """Each text in a conversation of its own, over the WebSocket: the first ``draft`` frame
     and the final bot ``message`` frame, timed from the moment the message frame was sent."""
     client = RawConnection(HOST, service.port)
@@ -465,7 +377,7 @@ async def one_socket_turn(socket: Any, turn: Turn) -> None:
 # --------------------------------------------------------------------------- phases
 
 
-async def select_knowledge(service: Service, questions: list[str], run: Run) -> list[str]:
+async def select_knowledge(service: Server, questions: list[str], run: Run) -> list[str]:
     """The questions the demo store answers from its help centre (one conversation each)."""
     candidates = [q for q in dict.fromkeys(questions) if not SMALL_TALK.match(q)]
     await http_turns(service, run, candidates, 1, "selection")
@@ -491,7 +403,7 @@ def attach_meta(data_dir: Path, *runs: Run) -> None:
             turn.meta = metas.get(turn.reply_id or "", {})
 
 
-def start_service(service: Service, what: str) -> None:
+def start_service(service: Server, what: str) -> None:
     print(f"starting frontdesk demo ({what}) on {service.base_url} ...", file=sys.stderr)
     service.start()
     print(f"  ready in {service.start_s:.1f} s", file=sys.stderr, flush=True)
@@ -533,7 +445,7 @@ def measure(args: argparse.Namespace, port: int, data_dir: Path, scratch: Path) 
     log_path = scratch / "server.log"
     model = GroundedModelServer()
     real_model = RealModelServer(scratch / "model-server", args.real_threads)
-    service: Service | None = None
+    service: Server | None = None
     try:
         model.start()
         openai_env = {
@@ -541,7 +453,7 @@ def measure(args: argparse.Namespace, port: int, data_dir: Path, scratch: Path) 
             "FRONTDESK_OPENAI_BASE_URL": model.url,
             "FRONTDESK_OPENAI_MODEL": model.model,
         }
-        service = Service(port, data_dir, log_path, {"FRONTDESK_MODEL_BACKEND": "extractive"})
+        service = Server(port, data_dir, log_path, {"FRONTDESK_MODEL_BACKEND": "extractive"})
         start_service(service, "extractive" + (", new data dir" if results.fresh else ""))
         results.starts["extractive"] = service.start_s
         results.selection.load_before = loadavg()
@@ -568,7 +480,7 @@ def measure(args: argparse.Namespace, port: int, data_dir: Path, scratch: Path) 
         service.stop()
         attach_meta(data_dir, results.extractive)
 
-        service = Service(port, data_dir, log_path, openai_env)
+        service = Server(port, data_dir, log_path, openai_env)
         start_service(service, "openai backend, scripted model")
         results.starts["scripted model"] = service.start_s
         asyncio.run(http_turns(service, Run("warm-up"), warm, per, "warm-up"))
@@ -598,7 +510,7 @@ def measure(args: argparse.Namespace, port: int, data_dir: Path, scratch: Path) 
                 "FRONTDESK_OPENAI_BASE_URL": real_model.url,
                 "FRONTDESK_OPENAI_MODEL": "smollm2",
             }
-            service = Service(port, data_dir, log_path, real_env)
+            service = Server(port, data_dir, log_path, real_env)
             start_service(service, "openai backend, SmolLM2")
             results.starts["SmolLM2"] = service.start_s
             # The first call of a fresh llama.cpp server is slower (not counted).

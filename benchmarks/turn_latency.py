@@ -371,12 +371,17 @@ def port_is_free(port: int) -> bool:
 
 
 class Server:
-    """``frontdesk demo`` in a subprocess, its output in a log file."""
+    """``frontdesk demo`` in a subprocess, its output appended to a log file. With ``env``,
+    the caller's ``FRONTDESK_*`` and ``OPENAI_*`` variables are left out and ``env`` set
+    instead; without, the server inherits them (e.g. ``FRONTDESK_PII_DETECTOR``)."""
 
-    def __init__(self, port: int, data_dir: Path, log_path: Path) -> None:
+    def __init__(
+        self, port: int, data_dir: Path, log_path: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.port = port
         self.data_dir = data_dir
         self.log_path = log_path
+        self.env = env
         self.process: subprocess.Popen[bytes] | None = None
         self.start_s = 0.0
 
@@ -399,15 +404,17 @@ class Server:
             "--data-dir",
             str(self.data_dir),
         ]
+        env = dict(os.environ)
+        if self.env is not None:
+            env = {k: v for k, v in env.items() if not k.startswith(("FRONTDESK_", "OPENAI_"))}
+            env.update(self.env)
+        # One client sends everything: the per-address and per-conversation rate limits would
+        # measure the limiter, not the service.
+        env.update(
+            {"FRONTDESK_RATE_LIMIT_PER_IP": "0", "FRONTDESK_RATE_LIMIT_PER_CONVERSATION": "0"}
+        )
         t0 = time.perf_counter()
-        with self.log_path.open("wb") as log:
-            # One client sends everything: the per-address and per-conversation rate limits
-            # would measure the limiter, not the service.
-            env = {
-                **os.environ,
-                "FRONTDESK_RATE_LIMIT_PER_IP": "0",
-                "FRONTDESK_RATE_LIMIT_PER_CONVERSATION": "0",
-            }
+        with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command,
                 cwd=REPO,
@@ -447,7 +454,7 @@ class Server:
             return
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
