@@ -15,7 +15,9 @@ from tests.conftest import PASSWORD, Login, open_conversation, say
 
 from frontdesk.adapters.store import repository as repo
 from frontdesk.adapters.store.tables import (
+    ApprovedAnswerRow,
     EventRow,
+    ReviewRow,
     SessionRow,
     TrainingExampleRow,
 )
@@ -435,6 +437,42 @@ async def test_that_a_correction_becomes_a_versioned_approved_answer_used_before
         "We don't price match, but we do run seasonal sales.",
         "We price match major retailers since May.",
     ]
+
+
+async def test_that_a_correction_with_a_customers_personal_data_is_refused(
+    login: Login, customer: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    cid = await open_conversation(customer)
+    await say(customer, cid, "Do you price match other stores?")
+    rita = await login("rita@example.com")
+    items = (await rita.get("/api/console/reviews/queue")).json()["items"]
+    item = next(i for i in items if i["question"] == "Do you price match other stores?")
+    refused = await rita.post(
+        "/api/console/reviews",
+        json={
+            "message_id": item["message_id"],
+            "rating": "wrong",
+            "correction": "Ask jane.doe@gmail.com or call 415-555-0132, she handled it.",
+        },
+    )
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert "EMAIL" in error["message"] and "PHONE" in error["message"]
+    assert "jane.doe" not in refused.text  # the error names kinds, never the values
+    # Nothing was stored: no review, no approved answer, no training example.
+    for table in (ReviewRow, ApprovedAnswerRow, TrainingExampleRow):
+        rows = await frontdesk.db.run(lambda s, t=table: list(s.execute(select(t)).scalars()))
+        assert rows == [], table
+    # The company's own address, published in its help centre, is fine.
+    saved = await rita.post(
+        "/api/console/reviews",
+        json={
+            "message_id": item["message_id"],
+            "rating": "wrong",
+            "correction": "We don't price match; write to support@northwind-outfitters.example.",
+        },
+    )
+    assert saved.status_code == 201, saved.text
 
 
 async def test_that_a_wrong_rating_needs_a_correction(login: Login) -> None:

@@ -137,12 +137,19 @@ async def test_that_personal_data_leaves_only_as_tokens_or_placeholders(
     )
     followed = await first_reply(customer, cid, "and do you price match other stores?")
     await review(rita, asked["id"], "good")
-    # A reviewer types the customer's real address into the correction.
-    await review(
-        rita,
-        followed["id"],
-        "incomplete",
-        "No price matching, but we sent the details to dana.whitfield@example.com.",
+    # A reviewer types the customer's real address into the correction: the console refuses
+    # it now; a review stored before that check (written here directly) is the export's case.
+    raw = "No price matching, but we sent the details to dana.whitfield@example.com."
+    refused = await rita.post(
+        "/api/console/reviews",
+        json={"message_id": followed["id"], "rating": "incomplete", "correction": raw},
+    )
+    assert refused.status_code == 422
+    rita_id = await frontdesk.db.run(
+        lambda s: s.execute(select(UserRow.id).where(UserRow.name == "Rita")).scalar_one()
+    )
+    await frontdesk.db.run(
+        lambda s: people.add_review(s, followed["id"], cid, rita_id, "incomplete", raw)
     )
 
     report = await export_finetune(frontdesk, tmp_path / "out", validation=0)

@@ -53,6 +53,36 @@ def test_that_an_invented_policy_fails_grounding() -> None:
     assert verdict.check == "grounding"
 
 
+DELIVERY = Source(
+    "delivery",
+    "Delivery times",
+    "Orders ship within 1–2 business days. Standard US delivery then takes 5–7 business days, "
+    "express 2–3 business days, and international 10–20 business days.\n"
+    "| Refund to | Timing |\n| Credit card | 5–7 business days |\n"
+    "Standard US shipping is $5.99. Express is $14.99 and international shipping is $29.99.",
+)
+
+
+def test_that_a_number_moved_to_another_subject_of_the_same_passage_fails_grounding() -> None:
+    check = ReplyChecker(load_guidelines(DEMO), [DELIVERY])
+    # SmolLM2's own sentence (2026-11-29): every word and number is in the passage, but 10–20
+    # days is international delivery.
+    for wrong in (
+        "The standard delivery time is 10–20 business days.",
+        "International shipping is $14.99.",
+        "Express delivery takes 10–20 business days.",
+    ):
+        assert check.check(wrong).check == "grounding", wrong
+    for right in (
+        "Standard US delivery takes 5–7 business days.",
+        "International delivery takes 10–20 business days.",
+        "Express shipping is $14.99 and international shipping is $29.99.",
+        "Refunds to a credit card take 5–7 business days.",  # a table row anchors too
+        "It is $14.99 for express.",  # nothing before the number to anchor: words decide
+    ):
+        assert check.check(right).ok, right
+
+
 def test_that_a_promise_no_source_makes_fails_the_policy_check() -> None:
     check = checker()
     assert check.check("We will refund you within 90 days, no questions asked.").check == "policy"

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.store import people
-from frontdesk.adapters.store.tables import MessageRow, ReviewRow
+from frontdesk.adapters.store.tables import ChunkRow, MessageRow, ReviewRow
 from frontdesk.service import Frontdesk
 from frontdesk.testing.regressions import REVIEW_HEADER, review_conversation, save_conversation
 
@@ -134,6 +135,8 @@ async def do_review(
         raise ReviewError("a wrong answer needs the corrected answer")
     if save_test and correction is None:
         raise ReviewError("only a correction can be saved as a regression test")
+    if correction is not None:
+        await _refuse_personal_data(fd, correction)
 
     def find(session: Session) -> tuple[MessageRow, MessageRow | None]:
         bot = session.get(MessageRow, message_id)
@@ -186,6 +189,35 @@ async def do_review(
             saved = await do_save_review_test(fd, result["review"]["id"])
             result["regression_test"] = str(saved)
     return result
+
+
+async def _refuse_personal_data(fd: Frontdesk, correction: str) -> None:
+    """A correction becomes an approved answer, sent to every customer who asks the question
+    and given to a model backend as a source: it may hold no personal data except the company's
+    own (an address or phone number its help centre or guidelines publish)."""
+    spans = fd.detector.detect(correction)
+    if not spans:
+        return
+    published = fd.guidelines.model_dump_json()
+
+    def company_values(session: Session) -> set[str]:
+        found = set()
+        for value in {span.value for span in spans}:
+            hit = session.execute(
+                select(ChunkRow.id).where(ChunkRow.text.contains(value, autoescape=True)).limit(1)
+            ).first()
+            if hit is not None or value in published:
+                found.add(value)
+        return found
+
+    known = await fd.db.run(company_values)
+    kinds = sorted({span.kind for span in spans if span.value not in known})
+    if kinds:
+        raise ReviewError(
+            f"the correction holds personal data ({', '.join(kinds)}) that the help centre "
+            "does not publish: an approved answer is sent to every customer who asks this "
+            "question, so write it without"
+        )
 
 
 def default_tests_path(fd: Frontdesk) -> Path:

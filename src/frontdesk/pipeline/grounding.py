@@ -4,7 +4,11 @@ A sentence reaches the customer only when it passes every check:
 
 * **grounding**: a factual sentence must be supported by a source of this turn (a retrieved
   passage, an approved answer, a tool result): every number in it appears in that source, and
-  most of its content words do. Questions, greetings and offers of a person are not claims.
+  most of its content words do. Each number must also be *anchored*: when words stand before
+  it in the sentence ("standard delivery takes 10-20 days"), one of them must stand near the
+  same number in one sentence of the source, so that a number moved to another subject of the
+  same passage ("international 10-20 business days") is refused. Questions, greetings and
+  offers of a person are not claims.
 * **policy**: a promise of a kind the guidelines list (refund, discount, delivery date) must
   appear in a source as well, not only be plausible.
 * **tone**: none of the guidelines' forbidden phrases.
@@ -33,12 +37,21 @@ from frontdesk.pipeline.guard import MAX_REPLY_CHARS, REPLY_CHECK
 
 # How much of a sentence's content must be found in one source.
 SUPPORT = 0.6
+# Anchoring a number: the content words among the ANCHOR_WORDS words before it in the reply's
+# sentence, looked for among the ANCHOR_WORDS words before it in a line or sentence of the
+# source.
+# Only words before count ("Express is $14.99 and international shipping is $29.99" must not
+# anchor "International shipping is $14.99"), and few of them ("express 2–3 business days, and
+# international 10–20" must not anchor "Express delivery takes 10–20 business days").
+ANCHOR_WORDS = 4
 # A run of this many words of the instructions in a reply is a leak.
 LEAK_WORDS = 8
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n+")
 _WORD = re.compile(r"[a-z][a-z'-]*")
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+_TOKEN = re.compile(r"\d+(?:[.,:]\d+)*|[a-z][a-z'-]*")
+_SOURCE_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _ORDER_ID = re.compile(r"#W\d{7}")
 _CITE_MARK = re.compile(r"\s*\[[^\]\n]{1,60}\]")
 _NUMBER_WORDS = {
@@ -103,6 +116,43 @@ def _content(text: str) -> set[str]:
     return {_stem(w) for w in words if w not in _STOP and len(w) > 2}
 
 
+def _tokens(text: str) -> list[str]:
+    """Words (stemmed, stop words kept as ``""``) and numbers, in order."""
+    out = []
+    for token in _TOKEN.findall(_without_refs(text).lower()):
+        if token[0].isdigit():
+            out.append(token.replace(",", ""))
+        else:
+            out.append(_stem(token) if token not in _STOP and len(token) > 2 else "")
+    return out
+
+
+def _anchors(text: str) -> dict[str, list[set[str]]]:
+    """For each number of ``text``: the content words before each of its occurrences, within
+    one sentence or line (a table row)."""
+    found: dict[str, list[set[str]]] = {}
+    for sentence in _SOURCE_SENTENCE.split(text):
+        tokens = _tokens(sentence)
+        for i, token in enumerate(tokens):
+            if token[:1].isdigit():
+                near = tokens[max(0, i - ANCHOR_WORDS) : i]
+                found.setdefault(token, []).append({t for t in near if t and not t[0].isdigit()})
+    return found
+
+
+def _anchored(sentence: str, anchors: dict[str, list[set[str]]]) -> bool:
+    """Whether every number of ``sentence`` that has content words before it has one of them
+    near the same number in the source."""
+    tokens = _tokens(sentence)
+    for i, token in enumerate(tokens):
+        if not token[:1].isdigit():
+            continue
+        before = {t for t in tokens[max(0, i - ANCHOR_WORDS) : i] if t and not t[0].isdigit()}
+        if before and not any(before & near for near in anchors.get(token, ())):
+            return False
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     """What a model reply may rest on."""
@@ -133,6 +183,7 @@ class _Indexed:
     source: Source
     words: set[str]
     numbers: set[str]
+    anchors: dict[str, list[set[str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +219,8 @@ class ReplyChecker:
     def add_source(self, source: Source) -> None:
         if source not in self.sources:
             self.sources.append(source)
-        self._index.append(_Indexed(source, _content(source.text), _numbers(source.text)))
+        text = source.text
+        self._index.append(_Indexed(source, _content(text), _numbers(text), _anchors(text)))
         self.seen += "\n" + source.text
 
     def _support(self, sentence: str) -> Source | None:
@@ -177,6 +229,8 @@ class ReplyChecker:
         best: tuple[float, Source] | None = None
         for indexed in self._index:
             if not numbers <= indexed.numbers:
+                continue
+            if numbers and not _anchored(sentence, indexed.anchors):
                 continue
             share = len(words & indexed.words) / len(words) if words else 1.0
             if share >= SUPPORT and (best is None or share > best[0]):
