@@ -19,7 +19,9 @@ A sentence reaches the customer only when it passes every check:
   rest is cut (recorded, not refused).
 
 A failed check (other than length) stops the reply: the turn sends its fallback instead, the
-extractive answer or the templated text.
+extractive answer or the templated text; except that a sentence failing only grounding after a
+supported statement ends the reply there (``actions.model_turn``), as everything before it
+passed every check.
 """
 
 from __future__ import annotations
@@ -39,10 +41,9 @@ from frontdesk.pipeline.guard import MAX_REPLY_CHARS, REPLY_CHECK
 SUPPORT = 0.6
 # Anchoring a number: the content words among the ANCHOR_WORDS words before it in the reply's
 # sentence, looked for among the ANCHOR_WORDS words before it in a line or sentence of the
-# source.
-# Only words before count ("Express is $14.99 and international shipping is $29.99" must not
-# anchor "International shipping is $14.99"), and few of them ("express 2–3 business days, and
-# international 10–20" must not anchor "Express delivery takes 10–20 business days").
+# source. Only words before count ("Express is $14.99 and international shipping is $29.99"
+# must not anchor "International shipping is $14.99"), and few of them ("express 2–3 business
+# days, and international 10–20" must not anchor "Express delivery takes 10–20 business days").
 ANCHOR_WORDS = 4
 # A run of this many words of the instructions in a reply is a leak.
 LEAK_WORDS = 8
