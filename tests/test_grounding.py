@@ -156,6 +156,7 @@ def test_that_the_prompt_carries_the_guidelines_and_only_pseudonymized_text() ->
     # One system message: the instructions, then the turn's material.
     assert [m.role for m in messages] == ["system", "user"]
     assert system.index("fdc-test") < system.index("Knowledge passages: none match")
+    assert Guidelines().model.max_sentences == 6
 
 
 def test_that_the_reference_answer_and_the_passages_follow_the_instructions() -> None:
@@ -167,11 +168,10 @@ def test_that_the_reference_answer_and_the_passages_follow_the_instructions() ->
         guidelines,
         text="how long do refunds take",
         passages=(passage,),
-        reference="Refunds to a gift card are immediate.",
+        reference=text,
     )
     system = messages[0].content
     assert system.startswith(system_prompt(guidelines))
     assert "[refunds] Refunds: Refunds to a gift card are immediate." in system
     assert "Reference answer (correct;" in system
     assert messages[-1].content == "how long do refunds take"
-    assert Guidelines().model.max_sentences == 6
