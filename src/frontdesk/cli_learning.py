@@ -133,7 +133,6 @@ def train_intents_command(
     finally:
         embedder.close()
     meta = trained.version.meta
-    trained.model.close()
     calibration = meta.get("calibration") or {}
     console.print(
         f"trained intents model {name!r} version {trained.version.version} (active) on "

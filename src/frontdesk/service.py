@@ -125,7 +125,7 @@ class Frontdesk:
         self._analytics: asyncio.Task[None] | None = None
         self.guidelines: Guidelines = Guidelines()
         self.intents: IntentModel | None = None
-        self._opened_intents: list[IntentModel] = []  # closed in close(): own encoders
+        self._opened_intents: list[IntentModel] = []  # with their own encoders: close() closes them
         self.catalog: Catalog | None = None
         self.products: tuple[ProductRecord, ...] = ()
         self.flows: Flows = Flows()
@@ -388,7 +388,8 @@ class Frontdesk:
         # A model with a fine-tuned encoder of its own opens it here: its intent vectors come
         # from it (one more encoder pass per message), retrieval keeps the shared encoder.
         model = IntentModel.load(version.path, threads=self.settings.embedding_threads)
-        self._opened_intents.append(model)
+        if model.own_encoder is not None:
+            self._opened_intents.append(model)
         if model.encoder_file is None and model.encoder != self.embedder.name:
             raise RegistryError(
                 f"intents model {name!r} version {version.version} was trained on encoder "

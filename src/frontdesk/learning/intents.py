@@ -122,13 +122,14 @@ class IntentModel:
         value = self.meta.get("encoder_file")
         return str(value) if value else None
 
-    def embedder(self, shared: Embedder) -> Embedder:
-        """The encoder whose vectors this model reads: its own, or ``shared``."""
-        if self.encoder_file is None:
-            return shared
+    def _own(self) -> Embedder:
         if self.own_encoder is None:
             raise RuntimeError("this intent model's own encoder is not open: use IntentModel.load")
         return self.own_encoder
+
+    def embedder(self, shared: Embedder) -> Embedder:
+        """The encoder whose vectors this model reads: its own, or ``shared``."""
+        return shared if self.encoder_file is None else self._own()
 
     async def predict_message(self, text: str, vector: Vector) -> Prediction:
         """The prediction for one message, given the shared encoder's ``vector`` of it (the
@@ -136,9 +137,7 @@ class IntentModel:
         that: one more encoder pass per message, on the encoder's own thread and cache
         (p50 about 7 ms on 2 cores with the int8 file, docs/benchmarks.md)."""
         if self.encoder_file is not None:
-            if self.own_encoder is None:
-                raise RuntimeError("this intent model's own encoder is not open")
-            vector = await self.own_encoder.embed_one(text)
+            vector = await self._own().embed_one(text)
         return self.predict_one(text, vector)
 
     def close(self) -> None:

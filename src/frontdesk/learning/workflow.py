@@ -31,7 +31,6 @@ FALLBACK_NOTE = (
 @dataclass(frozen=True, slots=True)
 class Trained:
     version: ModelVersion
-    model: IntentModel
     seconds: float
 
 
@@ -115,7 +114,7 @@ def train_intents(
                 shutil.copyfile(encoder_file, folder / encoder_file.name)
 
         version = registry.add(KIND, name, write, meta)
-    return Trained(version, IntentModel.load(version.path), seconds)
+    return Trained(version, seconds)
 
 
 def _tuned_encoder(
