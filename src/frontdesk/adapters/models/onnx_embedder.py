@@ -47,15 +47,21 @@ def default_model_path() -> Path:
     return Path(str(resource))
 
 
-def _verify(path: Path, expected: str) -> None:
-    if not path.is_file():
-        raise ModelFileError(f"model file not found: {path}")
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks."""
     sha = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             sha.update(block)
-    if sha.hexdigest() != expected:
-        raise ModelFileError(f"{path}: sha256 {sha.hexdigest()} is not the pinned {expected}")
+    return sha.hexdigest()
+
+
+def _verify(path: Path, expected: str) -> None:
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path}")
+    found = file_sha256(path)
+    if found != expected:
+        raise ModelFileError(f"{path}: sha256 {found} is not the pinned {expected}")
 
 
 class OnnxEmbedder(Embedder):
