@@ -300,3 +300,28 @@ async def customer(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport=httpx.ASGITransport(app=app), base_url="http://frontdesk.test"
     ) as c:
         yield c
+
+
+ServiceCli = Callable[..., Awaitable[Any]]
+
+
+@pytest.fixture
+def service_cli(
+    frontdesk: Frontdesk, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> ServiceCli:
+    """``await service_cli("export", "messages", ...)``: the command line, run in a thread,
+    on the test's database, data folder and the demo company (its typer Result)."""
+    from typer.testing import CliRunner
+
+    from frontdesk.cli import app as cli_app
+
+    monkeypatch.setenv("FRONTDESK_DATABASE_URL", database_url)
+    monkeypatch.setenv("FRONTDESK_SECRET_KEY", "test-secret")
+    monkeypatch.setenv("FRONTDESK_ANALYTICS_ROLLUP_SECONDS", "0")
+    where = ["--data-dir", str(frontdesk.settings.data_dir), "--company", str(DEMO)]
+    runner = CliRunner()
+
+    async def cli(*args: str) -> Any:
+        return await asyncio.to_thread(runner.invoke, cli_app, [*args, *where])
+
+    return cli

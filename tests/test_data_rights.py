@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
-from tests.conftest import Login, open_conversation, say
+from tests.conftest import Login, ServiceCli, open_conversation, say
 from typer.testing import CliRunner
 
 from frontdesk.actions import retention
@@ -496,20 +496,13 @@ async def test_that_the_retention_purge_deletes_old_data_only(
 async def test_that_retention_zero_keeps_forever_and_the_cli_reports(
     customer: httpx.AsyncClient,
     frontdesk: Frontdesk,
-    database_url: str,
+    service_cli: ServiceCli,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cid = await open_conversation(customer)
     await say(customer, cid, "I'm keep@example.com, do you ship to Canada?")
     await age(frontdesk, cid, 1000, "resolved")
-    monkeypatch.setenv("FRONTDESK_DATABASE_URL", database_url)
-    monkeypatch.setenv("FRONTDESK_SECRET_KEY", "test-secret")
-    monkeypatch.setenv("FRONTDESK_ANALYTICS_ROLLUP_SECONDS", "0")
-    where = ["--data-dir", str(frontdesk.settings.data_dir), "--company", str(DEMO)]
-    runner = CliRunner()
-
-    async def cli(*args: str) -> Any:
-        return await asyncio.to_thread(runner.invoke, cli_app, [*args, *where])
+    cli = service_cli
 
     for kind in ("MESSAGES", "VAULT", "EVENTS"):
         monkeypatch.setenv(f"FRONTDESK_RETENTION_{kind}_DAYS", "0")

@@ -3,7 +3,6 @@ approved or corrected, through the real service, its API and its command line.""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from pathlib import Path
@@ -12,13 +11,11 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
-from tests.conftest import DEMO, Login, open_conversation, say
-from typer.testing import CliRunner
+from tests.conftest import Login, ServiceCli, open_conversation, say
 
 from frontdesk.adapters.store import people
 from frontdesk.adapters.store.data_rights import purge_conversation_texts
 from frontdesk.adapters.store.tables import UserRow
-from frontdesk.cli import app as cli_app
 from frontdesk.learning import finetune
 from frontdesk.learning.finetune import NothingToExport, export_finetune
 from frontdesk.pipeline.prompt import system_prompt
@@ -250,20 +247,11 @@ async def test_the_command_line_reports_and_fails_when_there_is_nothing_to_expor
     frontdesk: Frontdesk,
     login: Login,
     customer: httpx.AsyncClient,
-    database_url: str,
+    service_cli: ServiceCli,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("FRONTDESK_DATABASE_URL", database_url)
-    monkeypatch.setenv("FRONTDESK_SECRET_KEY", "test-secret")
-    monkeypatch.setenv("FRONTDESK_ANALYTICS_ROLLUP_SECONDS", "0")
-    where = ["--data-dir", str(frontdesk.settings.data_dir), "--company", str(DEMO)]
-    runner = CliRunner()
-
     async def cli(*args: str) -> Any:
-        return await asyncio.to_thread(
-            runner.invoke, cli_app, ["export", "finetune", *args, *where]
-        )
+        return await service_cli("export", "finetune", *args)
 
     out = tmp_path / "finetune"
     cid = await open_conversation(customer)

@@ -6,7 +6,6 @@ CLI."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from dataclasses import dataclass, field
@@ -19,14 +18,12 @@ import pytest
 import yaml
 from fastapi import FastAPI
 from sqlalchemy import func, select
-from tests.conftest import DEMO, Login, open_conversation, say
-from typer.testing import CliRunner
+from tests.conftest import DEMO, Login, ServiceCli, open_conversation, say
 
 from frontdesk.adapters.store.tables import AuditRow, KnowledgeGapRow
 from frontdesk.analytics import insights
 from frontdesk.analytics.kpis import RangeError, today_in
 from frontdesk.api import insights as insights_api
-from frontdesk.cli_insights import insights_app
 from frontdesk.config import Settings
 from frontdesk.service import Frontdesk
 from frontdesk.testing.suites import parse_suite
@@ -414,18 +411,12 @@ def test_a_regression_test_is_added_to_the_file_and_replaced_by_the_same_gap(
 
 
 async def test_the_cli_refreshes_lists_accepts_and_dismisses(
-    seeded: Seeded, frontdesk: Frontdesk, database_url: str, monkeypatch: pytest.MonkeyPatch
+    seeded: Seeded, frontdesk: Frontdesk, service_cli: ServiceCli
 ) -> None:
-    monkeypatch.setenv("FRONTDESK_DATABASE_URL", database_url)
-    monkeypatch.setenv("FRONTDESK_SECRET_KEY", "test-secret")
-    monkeypatch.setenv("FRONTDESK_ANALYTICS_ROLLUP_SECONDS", "0")
-    where = ["--data-dir", str(frontdesk.settings.data_dir), "--company", str(DEMO)]
-    runner = CliRunner()
-
     async def cli(*args: str) -> str:
-        result = await asyncio.to_thread(runner.invoke, insights_app, [*args, *where])
+        result = await service_cli("insights", *args)
         assert result.exit_code == 0, (args, result.output, result.exception)
-        return result.output
+        return str(result.output)
 
     shown = await cli("refresh")
     assert "questions in" in shown and "knowledge gaps: 2 open (2 new, 0 updated)" in shown
@@ -441,9 +432,7 @@ async def test_the_cli_refreshes_lists_accepts_and_dismisses(
     )  # fmt: skip
     assert "is now accepted-gaps--" in accepted and test_file.exists()
     assert "no open knowledge gaps" in await cli("gaps", "list")
-    failed = await asyncio.to_thread(
-        runner.invoke, insights_app, ["gaps", "accept", "999999", "--answer", "x", *where]
-    )
+    failed = await service_cli("insights", "gaps", "accept", "999999", "--answer", "x")
     assert failed.exit_code == 1 and "no knowledge gap with id 999999" in failed.output
     # The service that did not run the command sees the entry once it reloads.
     await frontdesk.reload_knowledge()

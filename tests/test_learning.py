@@ -170,3 +170,130 @@ def test_that_the_fast_n_gram_features_match_the_vectorizer(tmp_path: Path) -> N
     expected = np.exp(logits - logits.max(axis=1, keepdims=True))
     expected /= expected.sum(axis=1, keepdims=True)
     assert np.allclose(head.probabilities(texts), expected, atol=1e-5)
+
+
+UNLABELLED = """text,channel
+"hi it's jane.doe@example.com, has my parcel shipped?",web
+where is my package at the moment,web
+my order still hasn't come,email
+can i get a return label for these boots,web
+i need to send back a coat that doesn't fit,email
+how do i return something i bought,web
+"""
+
+
+def test_that_labels_spread_along_the_neighbour_graph_and_beat_a_wrong_prior() -> None:
+    import numpy as np
+
+    from frontdesk.learning.spreading import neighbour_graph, spread
+
+    def unit(angle: float) -> list[float]:
+        return [float(np.cos(angle)), float(np.sin(angle))]
+
+    # Two chains of points, one near angle 0 and one near angle pi/2, a labelled point at
+    # the start of each: a label reaches the far end of its chain only through the chain.
+    left = [unit(0.02 * i) for i in range(6)]
+    right = [unit(np.pi / 2 - 0.02 * i) for i in range(6)]
+    labelled = np.array([left[0], right[0]], dtype=np.float32)
+    unlabelled = np.array(left[1:] + right[1:], dtype=np.float32)
+    prior = np.full((10, 2), 0.5)
+    prior[1] = [0.3, 0.7]  # the prior is wrong about the left chain's third point
+    index, share = spread(labelled, np.array([0, 1]), unlabelled, prior, neighbours=2)
+    assert index.tolist() == [0] * 5 + [1] * 5
+    assert (share > 0.5).all() and (share <= 1.0).all()
+    graph = neighbour_graph(unlabelled, neighbours=2)
+    assert abs(graph - graph.T).max() < 1e-12  # symmetric
+    assert graph[0, 6] == 0  # no edge between the chains
+
+
+def test_that_pseudonymize_numbers_each_kind_and_reuses_tokens_for_equal_values() -> None:
+    from frontdesk.pipeline.privacy import PatternDetector, pseudonymize
+
+    text = "mail a@b.com or A@B.com, not c@d.org; call 415-555-0134"
+    assert pseudonymize(text, PatternDetector()) == (
+        "mail <EMAIL_1> or <EMAIL_1>, not <EMAIL_2>; call <PHONE_1>"
+    )
+
+
+def test_that_unlabelled_messages_are_pseudonymized_and_learned_from(
+    tmp_path: Path, shared_embedder: SharedEmbedder
+) -> None:
+    from frontdesk.learning.datasets import load_unlabelled
+
+    data = load_labelled(_write(tmp_path, "toy.csv", TOY))
+    messages = load_unlabelled(_write(tmp_path, "u.csv", UNLABELLED))
+    registry = ModelRegistry(tmp_path / "models")
+    seen: list[str] = []
+    real_embed = shared_embedder.embed
+
+    def embed(texts: list[str]) -> object:
+        seen.extend(texts)
+        return real_embed(texts)
+
+    shared_embedder.embed = embed  # type: ignore[method-assign]
+    try:
+        trained = train_intents(registry, shared_embedder, data, "toy", unlabelled=messages)
+    finally:
+        del shared_embedder.embed
+    meta = trained.version.meta
+    assert meta["examples"] == 18  # the labelled ones
+    assert meta["unlabelled"]["examples"] == 6
+    spread = meta["unlabelled"]["spread_label_counts"]
+    assert sum(spread.values()) == 6 and set(spread) <= {"order_status", "return_item", "oos"}
+    assert meta["unlabelled_data_sha256"] == messages.digest()
+    assert "hi it's <EMAIL_1>, has my parcel shipped?" in seen
+    assert not any("jane" in text for text in seen)
+    folder = trained.version.path
+    stored = " ".join(p.read_text() for p in folder.iterdir() if p.suffix == ".json")
+    assert "jane" not in stored and "example.com" not in stored
+    model = IntentModel.load(folder)
+    vector = shared_embedder.embed(["can i return these boots"])
+    assert model.predict_one("can i return these boots", vector).label == "return_item"
+
+
+def test_that_a_large_unlabelled_file_is_sampled_and_said_so(
+    tmp_path: Path, shared_embedder: SharedEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from frontdesk.learning import spreading
+    from frontdesk.learning.datasets import load_unlabelled
+
+    monkeypatch.setattr(spreading, "MAX_UNLABELLED", 4)
+    notices: list[str] = []
+    trained = train_intents(
+        ModelRegistry(tmp_path / "models"),
+        shared_embedder,
+        load_labelled(_write(tmp_path, "toy.csv", TOY)),
+        "toy",
+        unlabelled=load_unlabelled(_write(tmp_path, "u.csv", UNLABELLED)),
+        notice=notices.append,
+    )
+    assert notices == [
+        f"{tmp_path / 'u.csv'} has 6 messages; using 4 of them, chosen at random (seed 0)"
+    ]
+    assert trained.version.meta["unlabelled"]["examples"] == 4
+
+
+def test_that_the_cli_trains_with_unlabelled_messages_and_refuses_a_bad_file(
+    tmp_path: Path,
+) -> None:
+    data = _write(tmp_path, "toy.csv", TOY)
+    home = ["--data-dir", str(tmp_path / "d")]
+    registry = ModelRegistry(tmp_path / "d" / "models")
+    for content, message in (
+        ("words\nhello\n", "u.csv:1: missing column(s) text"),
+        ('text\nhello\n""\n', "u.csv:3: the text is empty"),
+        (b"text\n\xff\xfe\n", "u.csv: not UTF-8 text"),
+    ):
+        bad = _write(tmp_path, "u.csv", content)
+        result = runner.invoke(
+            app, ["train", "intents", str(data), "--name", "toy", "--unlabelled", str(bad), *home]
+        )
+        assert result.exit_code == 1 and message in " ".join(result.output.split()), result.output
+        assert registry.versions("intents", "toy") == []
+    good = _write(tmp_path, "u.csv", UNLABELLED)
+    result = runner.invoke(
+        app, ["train", "intents", str(data), "--name", "toy", "--unlabelled", str(good), *home]
+    )
+    assert result.exit_code == 0, result.output
+    assert "with 6 unlabelled messages, labels spread from the examples" in result.output
+    assert registry.get("intents", "toy").meta["unlabelled"]["examples"] == 6

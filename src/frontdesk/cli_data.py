@@ -1,6 +1,7 @@
 """``frontdesk customers`` (export, erase) and ``frontdesk retention`` (purge): a customer's
 data rights and the retention periods, from the command line (docs/operations.md); and
-``frontdesk export finetune``: curated conversations as fine-tuning data (docs/learning.md)."""
+``frontdesk export finetune`` and ``export messages``: curated conversations as fine-tuning
+data, customers' messages for ``train intents --unlabelled`` (docs/learning.md)."""
 
 from __future__ import annotations
 
@@ -162,7 +163,8 @@ def purge(
 
 
 export_app = typer.Typer(
-    help="Export curated data for training elsewhere (OpenAI fine-tuning).", no_args_is_help=True
+    help="Export curated data for training: OpenAI fine-tuning, customers' messages.",
+    no_args_is_help=True,
 )
 
 
@@ -243,3 +245,41 @@ def export_finetune_command(
         print(json.dumps(report.public(), indent=2))
     else:
         _print_finetune_report(report.public())
+
+
+@export_app.command("messages")
+def export_messages_command(
+    out_file: Annotated[
+        Path, typer.Option("--out", help="The CSV file to write (one column, text).")
+    ] = Path("messages.csv"),
+    since: Annotated[
+        int | None,
+        typer.Option("--since", min=1, help="Only messages sent in the last DAYS days."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    company: CompanyOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """The customers' distinct messages, pseudonymized, as a CSV for
+    `frontdesk train intents --unlabelled`."""
+    from frontdesk.cli import CompanyFileError
+    from frontdesk.learning.finetune import ExportError
+    from frontdesk.learning.messages import check_file, export_messages
+
+    settings = _settings(company, data_dir)
+    try:
+        check_file(out_file)
+        report = asyncio.run(
+            _with_service(settings, lambda fd: export_messages(fd, out_file, since_days=since))
+        )
+    except (ExportError, *CompanyFileError) as exc:
+        raise _fail(exc) from exc
+    public = report.public()
+    if as_json:
+        print(json.dumps(public, indent=2))
+        return
+    kinds = ", ".join(f"{k} {n}" for k, n in public["placeholders"].items())
+    out.print(
+        f"wrote {public['written']} distinct messages of {public['messages']} to "
+        f"{public['file']}" + (f"; placeholders added: {kinds}" if kinds else "")
+    )

@@ -99,10 +99,20 @@ def train_intents_command(
             "--epochs", help="Fine-tuning passes over the data (default: by its size).", min=1
         ),
     ] = None,
+    unlabelled: Annotated[
+        Path | None,
+        typer.Option(
+            "--unlabelled",
+            help="A CSV of customer messages without labels (a text column; others are "
+            "ignored): labels are spread to them from DATA's examples through the encoder's "
+            "nearest neighbours, and the model learns from them too. Pseudonymized first.",
+            dir_okay=False,
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Train an intent model and make it the active version of NAME."""
-    from frontdesk.learning.datasets import DatasetError, load_labelled
+    from frontdesk.learning.datasets import DatasetError, load_labelled, load_unlabelled
     from frontdesk.learning.registry import RegistryError
     from frontdesk.learning.workflow import train_intents
     from frontdesk.service import default_embedder
@@ -110,6 +120,7 @@ def train_intents_command(
     settings = _settings(data_dir)
     try:
         dataset = load_labelled(data)
+        messages = None if unlabelled is None else load_unlabelled(unlabelled)
     except DatasetError as exc:
         raise _fail(exc) from exc
     embedder = default_embedder(settings)
@@ -127,6 +138,7 @@ def train_intents_command(
                 fine_tune=fine_tune,
                 epochs=epochs,
                 notice=lambda line: console.print(f"[yellow]notice:[/yellow] {escape(line)}"),
+                unlabelled=messages,
             )
     except (DatasetError, RegistryError) as exc:
         raise _fail(exc) from exc
@@ -146,6 +158,12 @@ def train_intents_command(
             else ""
         )
     )
+    if "unlabelled" in meta:
+        spread = meta["unlabelled"]
+        console.print(
+            f"with {spread['examples']} unlabelled messages, labels spread from the examples "
+            f"({spread['neighbours']} nearest neighbours each)"
+        )
     if meta.get("fine_tuned_encoder"):
         tuning = meta["fine_tune"]
         console.print(

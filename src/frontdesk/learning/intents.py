@@ -8,6 +8,10 @@ which a message counts as out of scope. It then refits both heads on all the dat
 is out of scope when the model predicts the out-of-scope label or its confidence is under the
 threshold.
 
+With unlabelled messages (``--unlabelled``), their labels are inferred by label spreading
+(:mod:`frontdesk.learning.spreading`) and the heads are trained on them too; the settings are
+still chosen on the labelled fifth alone, with labels spread from the other four fifths only.
+
 A model trained with ``--fine-tune`` has an encoder of its own (``encoder.onnx`` in its
 folder, its sha256 in ``meta.json``): :meth:`IntentModel.load` opens it, and the model's
 vectors come from it instead of the service's shared encoder (which retrieval keeps using).
@@ -33,6 +37,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
 from frontdesk.core.ports import Embedder, Vector
+from frontdesk.learning import spreading
 
 Progress = Callable[[str, int, int], None]
 Floats = npt.NDArray[np.float64]
@@ -245,6 +250,31 @@ def _lexical(texts: Sequence[str], labels: Sequence[str]) -> tuple[LexicalHead, 
     return head, [str(c) for c in model.classes_]
 
 
+def _spread(
+    texts: Sequence[str],
+    vectors: Vector,
+    labels: Sequence[str],
+    unlabelled: tuple[Sequence[str], Vector],
+    prior: LogisticRegression,
+) -> tuple[list[str], Vector, list[str]]:
+    """The labelled examples plus the unlabelled ones with the labels spread to them, the
+    ``prior`` head (trained on these labelled examples) giving each its starting point."""
+    order = [str(c) for c in prior.classes_]
+    position = {label: i for i, label in enumerate(order)}
+    u_texts, u_vectors = unlabelled
+    index, _ = spreading.spread(
+        vectors,
+        np.array([position[y] for y in labels], dtype=np.intp),
+        u_vectors,
+        prior.predict_proba(u_vectors),
+    )
+    return (
+        [*texts, *u_texts],
+        np.vstack([vectors, u_vectors]),
+        [*labels, *(order[i] for i in index)],
+    )
+
+
 def expected_calibration_error(
     confidence: Floats, correct: npt.NDArray[np.bool_], bins: int = 10
 ) -> float:
@@ -302,8 +332,10 @@ def train(
     oos_label: str = DEFAULT_OOS,
     seed: int = 0,
     progress: Progress | None = None,
+    unlabelled: tuple[Sequence[str], Vector] | None = None,
 ) -> IntentModel:
-    """Fit the model on examples (text, encoder vector, label)."""
+    """Fit the model on examples (text, encoder vector, label), and on ``unlabelled`` (texts
+    and their vectors) with labels spread from the examples."""
     started = time.perf_counter()
     labels = list(labels)
     classes = sorted(set(labels))
@@ -314,6 +346,8 @@ def train(
     weight, temperature, threshold, chosen_c = 0.35, 1.0, 0.0, DENSE_C[1]
     calibration: dict[str, float] = {}
     steps = len(DENSE_C) + 3 if can_validate else 2
+    if unlabelled:
+        steps += 2 if can_validate else 1  # spreading for the validation, and for the model
     done = 0
 
     def step(what: str) -> None:
@@ -327,14 +361,20 @@ def train(
         fit_y = [labels[i] for i in fit_i]
         val_y = [labels[i] for i in val_i]
         best_accuracy, dense_val = -1.0, np.zeros(0)
+        best = None
         for c in DENSE_C:
             candidate = _dense(vectors[fit_i], fit_y, c)
             probabilities = candidate.predict_proba(vectors[val_i])
             accuracy = float((candidate.classes_[probabilities.argmax(1)] == val_y).mean())
             if accuracy > best_accuracy:
-                best_accuracy, chosen_c, dense_val = accuracy, c, probabilities
+                best_accuracy, chosen_c, dense_val, best = accuracy, c, probabilities, candidate
             step("choosing regularisation")
-        head, order = _lexical([texts[i] for i in fit_i], fit_y)
+        fit_texts, fit_vectors = [texts[i] for i in fit_i], vectors[fit_i]
+        if unlabelled and best is not None:
+            fit_texts, fit_vectors, fit_y = _spread(fit_texts, fit_vectors, fit_y, unlabelled, best)
+            dense_val = _dense(fit_vectors, fit_y, chosen_c).predict_proba(vectors[val_i])
+            step("spreading labels (validation)")
+        head, order = _lexical(fit_texts, fit_y)
         lexical_val = head.probabilities([texts[i] for i in val_i])
         assert order == classes
         step("fitting the n-gram head")
@@ -365,6 +405,19 @@ def train(
             threshold = _choose_threshold(confidence, predicted, val_y, oos_label)
         step("calibrating")
     dense = _dense(vectors, labels, chosen_c)
+    spread_meta: dict[str, Any] = {}
+    if unlabelled:
+        texts, vectors, labels = _spread(texts, vectors, labels, unlabelled, dense)
+        spread_meta = {
+            "unlabelled": {
+                "examples": len(unlabelled[0]),
+                "spread_label_counts": dict(sorted(Counter(labels[-len(unlabelled[0]) :]).items())),
+                "neighbours": spreading.NEIGHBOURS,
+                "alpha": spreading.ALPHA,
+            }
+        }
+        dense = _dense(vectors, labels, chosen_c)
+        step("spreading labels")
     lexical: LexicalHead | None = None
     if weight > 0:
         lexical, _ = _lexical(texts, labels)
@@ -383,10 +436,11 @@ def train(
             "dense_C": chosen_c,
             "lexical_C": LEXICAL_C,
             "seed": seed,
-            "examples": len(labels),
+            "examples": sum(counts.values()),
             "classes": len(classes),
             "has_oos_examples": has_oos,
             "calibration": calibration,
             "fit_seconds": round(time.perf_counter() - started, 2),
+            **spread_meta,
         },
     )

@@ -13,10 +13,13 @@ from typing import Any
 import numpy as np
 
 from frontdesk.core.ports import Embedder, Vector
-from frontdesk.learning.datasets import DatasetError, Labelled
+from frontdesk.learning import spreading
+from frontdesk.learning.datasets import DatasetError, Labelled, Unlabelled
 from frontdesk.learning.evaluation import evaluate
 from frontdesk.learning.intents import DEFAULT_OOS, IntentModel, train
 from frontdesk.learning.registry import ModelRegistry, ModelVersion
+from frontdesk.pipeline import privacy
+from frontdesk.pipeline.privacy import PatternDetector
 
 KIND = "intents"
 EMBED_BATCH = 64
@@ -34,12 +37,14 @@ class Trained:
     seconds: float
 
 
-def embed_all(embedder: Embedder, texts: list[str], progress: Progress | None) -> Vector:
+def embed_all(
+    embedder: Embedder, texts: list[str], progress: Progress | None, what: str = "embedding"
+) -> Vector:
     parts: list[Vector] = []
     for start in range(0, len(texts), EMBED_BATCH):
         parts.append(embedder.embed(texts[start : start + EMBED_BATCH]))
         if progress:
-            progress("embedding", min(start + EMBED_BATCH, len(texts)), len(texts))
+            progress(what, min(start + EMBED_BATCH, len(texts)), len(texts))
     return np.vstack(parts) if parts else np.zeros((0, embedder.dimension), dtype=np.float32)
 
 
@@ -56,16 +61,26 @@ def train_intents(
     fine_tune: bool = False,
     epochs: int | None = None,
     notice: Callable[[str], None] | None = None,
+    unlabelled: Unlabelled | None = None,
 ) -> Trained:
     """Train on ``data`` (optionally ``shots`` examples per label) and register a new active
     version of ``name``. With ``fine_tune``, the encoder is fine-tuned first (the ``train``
     extra) and saved with the model; without the extra, ``notice`` is told and the heads are
-    trained over ``embedder`` alone. Nothing is registered if anything fails."""
+    trained over ``embedder`` alone. ``unlabelled`` messages are pseudonymized, embedded, and
+    given labels spread from the examples (:mod:`frontdesk.learning.spreading`); the heads
+    are trained on them too. Nothing is registered if anything fails."""
     started = time.perf_counter()
     if shots is not None:
         data = data.sample(shots, seed, keep=frozenset({oos_label}))
     if len(data.classes) < 2:
         raise DatasetError(f"{data.source}: a classifier needs at least 2 labels")
+    if unlabelled is not None and len(unlabelled) > spreading.MAX_UNLABELLED:
+        if notice:
+            notice(
+                f"{unlabelled.source} has {len(unlabelled)} messages; using "
+                f"{spreading.MAX_UNLABELLED} of them, chosen at random (seed {seed})"
+            )
+        unlabelled = unlabelled.sample(spreading.MAX_UNLABELLED, seed)
     if fine_tune:
         from frontdesk.learning import finetune_encoder
 
@@ -82,6 +97,12 @@ def train_intents(
         "label_counts": dict(sorted(data.counts().items())),
         "fine_tuned_encoder": fine_tune,
     }
+    u_texts: list[str] = []
+    if unlabelled is not None:
+        detector = PatternDetector()
+        u_texts = [privacy.pseudonymize(text, detector) for text in unlabelled.texts]
+        meta["unlabelled_data"] = unlabelled.source
+        meta["unlabelled_data_sha256"] = unlabelled.digest()
     with tempfile.TemporaryDirectory(prefix="frontdesk-encoder-") as scratch:
         encoder_file: Path | None = None
         if fine_tune:
@@ -93,6 +114,9 @@ def train_intents(
             encoder = embedder
         try:
             vectors = embed_all(encoder, list(data.texts), progress)
+            extra = None
+            if u_texts:
+                extra = (u_texts, embed_all(encoder, u_texts, progress, "embedding unlabelled"))
             model = train(
                 list(data.texts),
                 vectors,
@@ -101,6 +125,7 @@ def train_intents(
                 oos_label=oos_label,
                 seed=seed,
                 progress=progress,
+                unlabelled=extra,
             )
         finally:
             if encoder is not embedder:

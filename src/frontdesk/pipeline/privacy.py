@@ -761,6 +761,21 @@ def token(kind: str, number: int) -> str:
     return f"<{kind}_{number}>"
 
 
+def pseudonymize(text: str, detector: Detector) -> str:
+    """``text`` with every value ``detector`` finds replaced by a token, numbered per kind in
+    order of appearance (equal values share one): the form in which the service stores and
+    reads customer messages, for text that is not stored (training on unlabelled messages)."""
+    spans = detector.detect(text)
+    numbers: dict[tuple[str, str], int] = {}
+    tokens: dict[Span, str] = {}
+    for span in spans:
+        key = (span.kind, normalise(span.kind, span.value))
+        if key not in numbers:
+            numbers[key] = 1 + sum(1 for kind, _ in numbers if kind == span.kind)
+        tokens[span] = token(span.kind, numbers[key])
+    return replace(text, spans, tokens).text
+
+
 # --- context: what the store's flows ask for ---------------------------------------------------
 
 # "Yusuf Rossi 80280", "jane doe, zip 10001": a name given with a zip code to verify an account.
