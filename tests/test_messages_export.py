@@ -44,9 +44,9 @@ async def test_that_the_customers_distinct_messages_are_exported_pseudonymized(
     def plant(session: Any) -> None:
         row = (
             session.execute(
-                select(MessageRow).where(
-                    MessageRow.conversation_id == second, MessageRow.role == "customer"
-                )
+                select(MessageRow)
+                .where(MessageRow.conversation_id == second, MessageRow.role == "customer")
+                .order_by(MessageRow.seq)
             )
             .scalars()
             .all()[-1]
