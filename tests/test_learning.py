@@ -297,3 +297,7 @@ def test_that_the_cli_trains_with_unlabelled_messages_and_refuses_a_bad_file(
     assert result.exit_code == 0, result.output
     assert "with 6 unlabelled messages, labels spread from the examples" in result.output
     assert registry.get("intents", "toy").meta["unlabelled"]["examples"] == 6
+    listed = runner.invoke(app, ["models", "list", *home])
+    assert "toy version 1 also learned from the unlabelled messages of" in " ".join(
+        listed.stdout.split()
+    )

@@ -260,13 +260,20 @@ def models_list(data_dir: DataDirOpt = None) -> None:
                 f"{v.name} version {v.version} has its own fine-tuned encoder "
                 f"{v.meta.get('encoder')} ({v.meta['encoder_file']} in {v.path})"
             )
+        examples = str(v.meta.get("examples", ""))
+        if isinstance(v.meta.get("unlabelled"), dict):
+            examples += f" + {v.meta['unlabelled'].get('examples')} unlabelled"
+            notes.append(
+                f"{v.name} version {v.version} also learned from the unlabelled messages of "
+                f"{v.meta.get('unlabelled_data')}"
+            )
         table.add_row(
             "*" if v.active else "",
             v.kind,
             v.name,
             str(v.version),
             str(v.meta.get("created_at", ""))[:19],
-            str(v.meta.get("examples", "")),
+            examples,
             str(v.meta.get("classes", "")),
             encoder,
             str(v.meta.get("data", "")),
