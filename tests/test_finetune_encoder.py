@@ -111,10 +111,17 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
         pytest.skip("the train extra is not installed")
     folder = tmp_path_factory.mktemp("tuned")
     data = _write_examples(folder)
+    # With unlabelled messages too: they are embedded with the tuned encoder.
+    messages = folder / "messages.csv"
+    messages.write_text(
+        "text\nwhere has my parcel got to\ncan i send back a shirt\nmy new address is "
+        "<ADDRESS_1>\n",
+        encoding="utf-8",
+    )
     result = runner.invoke(
         app,
         ["train", "intents", str(data), "--name", "toy", "--fine-tune", "--epochs", "3",
-         "--data-dir", str(folder / "d")],
+         "--unlabelled", str(messages), "--data-dir", str(folder / "d")],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     return folder / "d", data, result.output
@@ -142,6 +149,7 @@ def test_that_a_fine_tuned_encoder_is_saved_with_the_model_and_separates_the_int
     assert meta["fine_tune"]["params"]["epochs"] == 3 and meta["fine_tune"]["quantized_int8"]
     assert meta["encoder"].startswith("all-MiniLM-L6-v2-tuned-")
     assert meta["data_sha256"] and meta["created_at"] and meta["calibration"]
+    assert meta["unlabelled"]["examples"] == 3 and "with 3 unlabelled messages" in output
     model = IntentModel.load(version.path)
     try:
         assert model.own_encoder is not None and model.own_encoder.name == model.encoder
