@@ -251,24 +251,28 @@ def test_that_unlabelled_messages_are_pseudonymized_and_learned_from(
     assert model.predict_one("can i return these boots", vector).label == "return_item"
 
 
-def test_that_a_large_unlabelled_file_is_sampled_and_said_so(
+def test_that_a_large_unlabelled_file_and_no_out_of_scope_examples_are_said(
     tmp_path: Path, shared_embedder: SharedEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from frontdesk.learning import spreading
     from frontdesk.learning.datasets import load_unlabelled
 
     monkeypatch.setattr(spreading, "MAX_UNLABELLED", 4)
+    in_scope = "\n".join(line for line in TOY.splitlines() if ",oos," not in line) + "\n"
     notices: list[str] = []
     trained = train_intents(
         ModelRegistry(tmp_path / "models"),
         shared_embedder,
-        load_labelled(_write(tmp_path, "toy.csv", TOY)),
+        load_labelled(_write(tmp_path, "toy.csv", in_scope)),
         "toy",
         unlabelled=load_unlabelled(_write(tmp_path, "u.csv", UNLABELLED)),
         notice=notices.append,
     )
     assert notices == [
-        f"{tmp_path / 'u.csv'} has 6 messages; using 4 of them, chosen at random (seed 0)"
+        f"{tmp_path / 'u.csv'} has 6 messages; using 4 of them, chosen at random (seed 0)",
+        "the examples have no out-of-scope label 'oos': every unlabelled message will be "
+        "learned as one of the intents; add out-of-scope examples if the messages include "
+        "questions of no intent",
     ]
     assert trained.version.meta["unlabelled"]["examples"] == 4
 
@@ -296,6 +300,7 @@ def test_that_the_cli_trains_with_unlabelled_messages_and_refuses_a_bad_file(
     )
     assert result.exit_code == 0, result.output
     assert "with 6 unlabelled messages, labels spread from the examples" in result.output
+    assert "most given: order_status 3, return_item 3" in " ".join(result.output.split())
     assert registry.get("intents", "toy").meta["unlabelled"]["examples"] == 6
     listed = runner.invoke(app, ["models", "list", *home])
     assert "toy version 1 also learned from the unlabelled messages of" in " ".join(

@@ -160,9 +160,11 @@ def train_intents_command(
     )
     if "unlabelled" in meta:
         spread = meta["unlabelled"]
+        counts = sorted(spread["spread_label_counts"].items(), key=lambda item: -item[1])
         console.print(
             f"with {spread['examples']} unlabelled messages, labels spread from the examples "
-            f"({spread['neighbours']} nearest neighbours each)"
+            f"({spread['neighbours']} nearest neighbours each); most given: "
+            + ", ".join(f"{label} {count}" for label, count in counts[:5])
         )
     if meta.get("fine_tuned_encoder"):
         tuning = meta["fine_tune"]

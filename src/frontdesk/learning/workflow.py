@@ -81,6 +81,12 @@ def train_intents(
                 f"{spreading.MAX_UNLABELLED} of them, chosen at random (seed {seed})"
             )
         unlabelled = unlabelled.sample(spreading.MAX_UNLABELLED, seed)
+    if unlabelled is not None and oos_label not in data.classes and notice:
+        notice(
+            f"the examples have no out-of-scope label {oos_label!r}: every unlabelled message "
+            "will be learned as one of the intents; add out-of-scope examples if the messages "
+            "include questions of no intent"
+        )
     if fine_tune:
         from frontdesk.learning import finetune_encoder
 
