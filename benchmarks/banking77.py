@@ -160,23 +160,16 @@ def run(
     encode_s = None if encode_train_s is None else round(encode_train_s, 1)
     with_unlabelled: dict[str, Any] = {}
     if spread:
-        values = [s[0] for s in spread]
         with_unlabelled["ten_shot_unlabelled"] = {
-            "accuracy_mean": round(statistics.mean(values), 2),
-            "accuracy_std": round(statistics.pstdev(values), 2),
-            "per_seed": [round(a, 2) for a in values],
+            **_summary([s[0] for s in spread]),
             "unlabelled_examples": len(train_set) - len(train_set.sample(10, 0)),
             "head_seconds_mean": round(statistics.mean(s[2] for s in spread), 1),
         }
     return {**with_unlabelled,
         "full": {"accuracy": round(full_acc, 2), "macro_f1": round(full_f1, 2),
                  "encode_seconds": encode_s, "head_seconds": round(full_s, 1),
-                 "per_seed": [round(a, 2) for a in full_runs],
-                 "accuracy_mean": round(statistics.mean(full_runs), 2),
-                 "accuracy_std": round(statistics.pstdev(full_runs), 2)},
-        "ten_shot": {"accuracy_mean": round(statistics.mean(accuracies), 2),
-                     "accuracy_std": round(statistics.pstdev(accuracies), 2),
-                     "per_seed": [round(a, 2) for a in accuracies],
+                 **_summary(full_runs)},
+        "ten_shot": {**_summary(accuracies),
                      "head_seconds_mean": round(statistics.mean(s[2] for s in shots), 1)},
         "latency_ms": lat,
     }  # fmt: skip
@@ -268,24 +261,24 @@ def run_tuned(
         print(f"fine-tuning on 10 examples per intent, seed {seed}", flush=True)
         runs.append(tuned_once(train_set.sample(10, seed), seed, timed=False))
     if runs:
-        accuracies = [r["int8"]["accuracy"] for r in runs]
-        out["ten_shot"] = {
-            "accuracy_mean": round(statistics.mean(accuracies), 2),
-            "accuracy_std": round(statistics.pstdev(accuracies), 2),
-            "per_seed": accuracies,
-            "runs": runs,
-        }
+        out["ten_shot"] = {**_summary([r["int8"]["accuracy"] for r in runs]), "runs": runs}
     if runs and unlabelled:
-        values = [r["int8_unlabelled"]["accuracy"] for r in runs]
         out["ten_shot_unlabelled"] = {
-            "accuracy_mean": round(statistics.mean(values), 2),
-            "accuracy_std": round(statistics.pstdev(values), 2),
-            "per_seed": values,
+            **_summary([r["int8_unlabelled"]["accuracy"] for r in runs]),
             "seconds_mean": round(
                 statistics.mean(r["int8_unlabelled"]["seconds"] for r in runs), 1
             ),
         }
     return out
+
+
+def _summary(accuracies: list[float]) -> dict[str, Any]:
+    """Mean, population standard deviation and the values, to 2 decimals."""
+    return {
+        "accuracy_mean": round(statistics.mean(accuracies), 2),
+        "accuracy_std": round(statistics.pstdev(accuracies), 2),
+        "per_seed": [round(a, 2) for a in accuracies],
+    }
 
 
 def _ok(value: float, target: float) -> str:
@@ -324,17 +317,16 @@ def report(result: dict[str, Any]) -> None:
         print(f"full data, built-in encoder, {len(full['per_seed'])} seeds: "
               f"{full['accuracy_mean']:.2f}±{full['accuracy_std']:.2f} "
               f"({', '.join(f'{a:.2f}' for a in full['per_seed'])})")  # fmt: skip
-    if "ten_shot_unlabelled" in result:
-        part = result["ten_shot_unlabelled"]
-        print(f"10 labelled per intent + {part['unlabelled_examples']} unlabelled (label "
-              f"spreading): {part['accuracy_mean']:.2f} "
-              f"({_ok(part['accuracy_mean'], TARGET_10)}), heads "
-              f"{part['head_seconds_mean']} s a seed")  # fmt: skip
-    if "ten_shot_unlabelled" in tuned:
-        part = tuned["ten_shot_unlabelled"]
-        print(f"fine-tuned encoder, 10 labelled per intent + the rest unlabelled: "
-              f"{part['accuracy_mean']:.2f} ({_ok(part['accuracy_mean'], TARGET_10)}), "
-              f"encoding them and the heads {part['seconds_mean']} s a seed")  # fmt: skip
+    for part, encoder, key, cost in (
+        (result.get("ten_shot_unlabelled"), "built-in", "head_seconds_mean", "the heads"),
+        (tuned.get("ten_shot_unlabelled"), "fine-tuned", "seconds_mean",
+         "encoding them and the heads"),
+    ):  # fmt: skip
+        if part:
+            mean = part["accuracy_mean"]
+            print(f"{encoder} encoder, 10 labelled per intent + the rest of train unlabelled "
+                  f"(label spreading): {mean:.2f} ({_ok(mean, TARGET_10)}); "
+                  f"{cost} {part[key]} s a seed")  # fmt: skip
     print(
         f"untuned training: encoding {full['encode_seconds'] or 'cached,'} s + heads "
         f"{full['head_seconds']} s (full); heads {ten['head_seconds_mean']} s (10-shot)"
