@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import bm25s
 import numpy as np
 import Stemmer
+from bm25s.stopwords import STOPWORDS_EN
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -33,16 +35,28 @@ class IndexedChunk:
     cite_title: str
 
 
-@lru_cache(maxsize=1)
+# The tokens bm25s.tokenize(stopwords="en", stemmer=English) gives, computed directly: its
+# per-call set-up cost 0.14 ms for one query, 30 times the work itself.
+_WORD = re.compile(r"(?u)\b\w\w+\b")
+_STOPWORDS = frozenset(STOPWORDS_EN)
+_local = threading.local()  # a PyStemmer object must not be shared between threads
+
+
 def _stemmer() -> Stemmer.Stemmer:
-    return Stemmer.Stemmer("english")
+    stemmer: Stemmer.Stemmer | None = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = _local.stemmer = Stemmer.Stemmer("english")
+    return stemmer
 
 
 def _tokenize(texts: Sequence[str]) -> list[list[str]]:
-    tokens = bm25s.tokenize(
-        list(texts), stopwords="en", stemmer=_stemmer(), show_progress=False, return_ids=False
-    )
-    return [list(t) for t in tokens]
+    """Lower-cased words of two or more characters, English stop words dropped, stemmed."""
+    stem = _stemmer().stemWords
+    out: list[list[str]] = []
+    for text in texts:
+        words = [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
+        out.append(stem(words) if words else [])
+    return out
 
 
 class Retriever:

@@ -628,7 +628,11 @@ def _shouted(text: str, start: int, end: int) -> bool:
 
 def find_names(text: str) -> Iterator[Span]:
     """Person names after cues: "my name is", "I'm", "this is", a sign-off, "Ms."."""
-    for cue in _STRONG_CUES.finditer(text):
+    folded = text.lower()
+    # Every strong cue holds "name" or "call", and every "here" cue "here": the cheap test
+    # skips the slow expression (37 µs for a short message) when it cannot match.
+    strong = _STRONG_CUES.finditer(text) if "name" in folded or "call" in folded else ()
+    for cue in strong:
         found = _name_at(text, cue.end(), lower_ok=True)
         if found:
             yield _span(PERSON, text, *found)
@@ -636,7 +640,7 @@ def find_names(text: str) -> Iterator[Span]:
         found = _name_at(text, cue.end(), lower_ok=False)
         if found and not _shouted(text, *found):
             yield _span(PERSON, text, *found)
-    for match in _HERE_RE.finditer(text):
+    for match in _HERE_RE.finditer(text) if "here" in folded else ():
         found = _name_at(text, match.start(1), lower_ok=False, max_words=2)
         if found and found[1] == match.end(1):
             yield _span(PERSON, text, *found)
