@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tests.conftest import DEMO, SharedEmbedder
 from typer.testing import CliRunner
 
 from frontdesk.cli import app
 from frontdesk.learning.datasets import DatasetError, load_labelled
-from frontdesk.learning.intents import IntentModel
+from frontdesk.learning.intents import WEIGHTS, IntentModel, _choose_weight
 from frontdesk.learning.registry import ModelRegistry, RegistryError
 from frontdesk.learning.workflow import evaluate_intents, train_intents
 
@@ -306,3 +307,22 @@ def test_that_the_cli_trains_with_unlabelled_messages_and_refuses_a_bad_file(
     assert "toy version 1 also learned from the unlabelled messages of" in " ".join(
         listed.stdout.split()
     )
+
+
+def test_that_the_n_gram_weight_is_the_most_accurate_and_ties_keep_both_heads() -> None:
+    gold = np.array([0, 1, 0, 1])
+    right = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.4, 0.6]])
+    # Both heads right everywhere: every weight ties, and the largest is taken (it was 0.0,
+    # which dropped the n-gram head on any tie).
+    assert _choose_weight(right, right, gold) == (WEIGHTS[-1], 1.0)
+    # The n-gram head wrong everywhere and sure of it: mixing in much of it costs examples.
+    wrong = 1.0 - right
+    weight, accuracy = _choose_weight(right, wrong, gold)
+    assert accuracy == 1.0 and weight < WEIGHTS[-1]
+    mixed = (1 - weight) * right + weight * wrong
+    assert (mixed.argmax(1) == gold).all()
+    # Only a little of the n-gram head is right: it fixes the dense head's mistake (second row)
+    # at 0.2 and makes its own (third row) from 0.35 on.
+    dense = np.array([[0.9, 0.1], [0.55, 0.45], [0.7, 0.3], [0.1, 0.9]])
+    lexical = np.array([[0.9, 0.1], [0.0, 1.0], [0.0, 1.0], [0.1, 0.9]])
+    assert _choose_weight(dense, lexical, gold) == (0.2, 1.0)
