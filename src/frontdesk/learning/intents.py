@@ -313,9 +313,10 @@ def _choose_weight(
 ) -> tuple[float, float]:
     """The n-gram head's weight in the average of the two heads' probabilities that is most
     accurate on the validation rows, and that accuracy. Ties go to the larger weight: the
-    accuracy of a fifth moves in steps of one example, so ties are common, and two heads that
-    err differently generalise better averaged than one alone. (Ties went to 0.0, dropping the
-    n-gram head, until 2026-11-30; docs/benchmarks.md#intents-banking77 has the effect.)"""
+    accuracy of a fifth moves in steps of one example, so ties are common, and of equally
+    accurate choices the average of two heads that err differently is the safer one. (Ties
+    went to 0.0, dropping the n-gram head, until 2026-11-30; docs/benchmarks.md has the
+    effect, section "The n-gram weight's ties".)"""
     best_weight, best_accuracy = WEIGHTS[0], -1.0
     for w in WEIGHTS:
         mixed = (1 - w) * dense + w * lexical

@@ -80,7 +80,7 @@ class _LoadedSpacyEngine(SpacyNlpEngine):
         self.nlp = {LANGUAGE: nlp}  # type: ignore[assignment]  # None until load() in Presidio
         # thinc keeps its backend in a context variable. Each request runs in a context that
         # never set it, so every NER pass looked the backend up again through the package
-        # entry points (about 0.2 ms); the one found here is handed over instead.
+        # entry points (about 1.7 ms of an 8 ms pass); the one found here is handed over.
         self._ops = get_current_ops()
 
     def load(self) -> None:
