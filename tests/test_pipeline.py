@@ -108,6 +108,20 @@ def test_that_the_guard_replaces_forbidden_phrases_ungrounded_text_and_personal_
     assert checked.interventions == ("grounding",) and checked.draft.citations == ()
     leaking = Draft("Write to jane@example.com", (), handoff=False)
     assert guard(leaking, strict).interventions == ("pii",)
+    # A reply citing the help centre may quote the company's own address from its passage, and
+    # no other; checked twice, as the same passage answers many questions.
+    ours = "Write to returns@shop.example for a label."
+    quoted = Draft(ours, citation, False, grounded_in=ours)
+    more = f"{ours} Or to jane@example.com."
+    other = Draft(more, citation, False, grounded_in=ours, cited_text=ours)
+    # The same words where the passage does hold that address pass: what is remembered of a
+    # text is what it holds, not the verdict.
+    sourced = Draft(more, citation, False, grounded_in=more)
+    for _ in range(2):
+        for recurring in (False, True):
+            assert guard(quoted, strict, recurring=recurring).interventions == ()
+            assert guard(other, strict, recurring=recurring).interventions == ("pii",)
+            assert guard(sourced, strict, recurring=recurring).interventions == ()
 
 
 def test_that_the_guard_shortens_overlong_replies_at_a_sentence() -> None:

@@ -430,7 +430,10 @@ async def _think(
                 vector=vector,
             )
             draft = written.draft
-    checked = guard(draft, guidelines)
+    flowing = flow is not None and approved is None
+    checked = guard(
+        draft, guidelines, recurring=not flowing and (written is None or not written.used_model)
+    )
     if written is not None and written.interventions:
         checked = Guarded(checked.draft, (*written.interventions, *checked.interventions))
     meta: dict[str, Any] = {
