@@ -33,7 +33,7 @@ REPLY_CHECK = privacy.PatternDetector(
 
 
 @lru_cache(maxsize=4096)
-def _cited_spans(text: str) -> tuple[privacy.Span, ...]:
+def _recurring_spans(text: str) -> tuple[privacy.Span, ...]:
     """REPLY_CHECK's spans in a reply that recurs (a help-centre passage, an approved answer):
     the same passages answer many questions, and checking one again cost 0.1-0.5 ms. Only
     such replies are kept here: never a model's reply (each is new) nor a flow's, which can
@@ -77,7 +77,7 @@ def guard(
     # Personal data in a reply is someone's: the company's own details quoted from the cited
     # article (a returns address, a support number) are not.
     source = draft.grounded_in or ""
-    spans = _cited_spans(draft.text) if recurring else REPLY_CHECK.detect(draft.text)
+    spans = _recurring_spans(draft.text) if recurring else REPLY_CHECK.detect(draft.text)
     if any(span.value not in source for span in spans):
         interventions.append("pii")
         draft = _fallback(draft, guidelines)
