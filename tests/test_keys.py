@@ -29,6 +29,7 @@ from frontdesk.adapters.store.database import Database
 from frontdesk.adapters.store.tables import HandoffRow, PseudonymRow, ShopCustomerRow, UTCDateTime
 from frontdesk.cli import app
 from frontdesk.config import Settings
+from frontdesk.core.types import Role
 from frontdesk.service import Frontdesk
 
 SAID = [
@@ -362,6 +363,30 @@ def test_that_a_sealed_column_is_not_used_without_a_keyring(tmp_path: Path) -> N
             await db.dispose()
 
     asyncio.run(run())
+
+
+async def test_that_a_core_transaction_seals_commits_and_rolls_back(frontdesk: Frontdesk) -> None:
+    """``run_core`` (a turn's two transactions, on a Core connection instead of an ORM
+    session) seals what it writes, commits what returns and rolls back what raises."""
+    db = frontdesk.db
+    conversation = await db.run_core(lambda c: repo.create_conversation(c, "web"))
+
+    def fail(connection: Any) -> None:
+        repo.append_message(connection, conversation.id, Role.CUSTOMER, "kept out")
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        await db.run_core(fail)
+    await db.run_core(lambda c: repo.append_message(c, conversation.id, Role.CUSTOMER, "kept in"))
+    messages = await db.run(lambda s: repo.messages_after(s, conversation.id))
+    assert [(m.seq, m.text) for m in messages] == [(1, "kept in")]  # the failed number too
+    stored = await db.run_core(
+        lambda c: c.execute(
+            text("SELECT text FROM messages WHERE conversation_id = :cid"),
+            {"cid": conversation.id},
+        ).scalar_one()
+    )
+    assert "kept in" not in stored
 
 
 # --- values written in clear before the upgrade ---------------------------------------------

@@ -86,7 +86,7 @@ def wait_text(ahead: int, online: int, minutes_per_conversation: float) -> str:
 
 
 def apply_handoff(
-    session: Session, conversation_id: str, plan: HandoffPlan, text: str
+    session: repo.Handle, conversation_id: str, plan: HandoffPlan, text: str
 ) -> tuple[dict[str, Any], str]:
     """Inside transaction 2 of a turn: choose the agent (online, least loaded), estimate the
     wait, record the handoff. Returns the conversation changes and the final reply text."""

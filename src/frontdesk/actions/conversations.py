@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from frontdesk.actions import model_turn, pseudonyms
@@ -117,7 +118,7 @@ class _Received:
 
 
 def _receive(
-    session: Session,
+    session: Connection,
     fd: Frontdesk,
     conversation_id: str,
     text: str,
@@ -177,7 +178,7 @@ FOLLOW_UP_ACK = (
 )
 
 
-def _follow_up(session: Session, conversation: Conversation, customer: Message) -> Message:
+def _follow_up(session: Connection, conversation: Conversation, customer: Message) -> Message:
     """Outside working hours, the customer left an email for a follow-up: acknowledge it and
     record the request (the address itself stays in the vault, behind its token)."""
     token = privacy.TOKEN_RE.search(customer.text)
@@ -199,7 +200,7 @@ def _follow_up(session: Session, conversation: Conversation, customer: Message) 
 
 
 def _store_reply(
-    session: Session,
+    session: Connection,
     conversation_id: str,
     received: _Received,
     decision: Decision,
@@ -294,7 +295,7 @@ async def do_receive_customer_message(
     )
     try:
         async with fd.conversation_lock(conversation_id):
-            received = await fd.db.run(
+            received = await fd.db.run_core(
                 lambda session: _receive(
                     session, fd, conversation_id, text, client_message_id, found
                 )
@@ -332,7 +333,7 @@ async def do_receive_customer_message(
                     minutes_per_conversation=fd.guidelines.escalation.minutes_per_conversation,
                     open_now=fd.guidelines.working_hours.is_open(utcnow()),
                 )
-            reply, conversation = await fd.db.run(
+            reply, conversation = await fd.db.run_core(
                 lambda session: _store_reply(
                     session, conversation_id, received, decision, checked, meta, plan, events
                 )

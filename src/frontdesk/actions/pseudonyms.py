@@ -7,8 +7,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session
-
 from frontdesk.adapters.store import repository as repo
 from frontdesk.pipeline import privacy
 from frontdesk.service import Frontdesk
@@ -74,7 +72,9 @@ def _words(value: str) -> set[str]:
     return {word.casefold() for word in value.split()}
 
 
-def apply(session: Session, conversation_id: str, text: str, found: Found) -> privacy.Pseudonymized:
+def apply(
+    session: repo.Handle, conversation_id: str, text: str, found: Found
+) -> privacy.Pseudonymized:
     numbers = repo.pseudonym_numbers(session, conversation_id, list(found.keys), found.vault)
     tokens = {
         span: privacy.token(span.kind, numbers[key])

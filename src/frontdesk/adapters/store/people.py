@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import CursorResult, Table, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from frontdesk.adapters.store.repository import Handle
 from frontdesk.adapters.store.tables import (
     ApprovedAnswerRow,
     AuditRow,
@@ -154,10 +155,10 @@ def audit_entries(session: Session, limit: int) -> list[dict[str, Any]]:
 
 
 def open_handoff(
-    session: Session, conversation_id: str, reason: str, summary: dict[str, Any]
+    session: Handle, conversation_id: str, reason: str, summary: dict[str, Any]
 ) -> None:
-    session.add(
-        HandoffRow(
+    session.execute(
+        insert(cast(Table, HandoffRow.__table__)).values(
             conversation_id=conversation_id,
             reason=reason,
             summary=summary,
@@ -209,7 +210,7 @@ def claim(session: Session, conversation_id: str, user_id: str, *, force: bool) 
     return holder or ""
 
 
-def load_by_agent(session: Session, agent_ids: Sequence[str]) -> dict[str, int]:
+def load_by_agent(session: Handle, agent_ids: Sequence[str]) -> dict[str, int]:
     """How many unresolved conversations each agent holds."""
     counts = dict.fromkeys(agent_ids, 0)
     rows = session.execute(

@@ -1,6 +1,7 @@
-"""Queries over the tables, as plain functions of a ``Session``; the caller runs them inside
-one transaction (``Database.run``). The hot path of a turn uses Core statements and returns
-domain records, so no ORM state crosses threads."""
+"""Queries over the tables, as plain functions of a ``Session`` or a Core ``Connection``; the
+caller runs them inside one transaction (``Database.run`` or ``Database.run_core``). They use
+Core statements only and return domain records, so no ORM state crosses threads, and a turn's
+transactions can skip the ORM session altogether."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, Update, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, Update, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from frontdesk.adapters.store.tables import (
@@ -34,6 +35,10 @@ from frontdesk.core.types import (
 CONVERSATIONS = cast(Table, ConversationRow.__table__)
 MESSAGES = cast(Table, MessageRow.__table__)
 EVENTS = cast(Table, EventRow.__table__)
+PSEUDONYMS = cast(Table, PseudonymRow.__table__)
+
+# What the functions below run their statements on: an ORM session, or a Core connection.
+Handle = Session | Connection
 
 
 # Hot statements are built once with named parameters: executing them skips building and
@@ -106,7 +111,7 @@ def to_message(row: Mapping[Any, Any]) -> Message:
     )
 
 
-def create_conversation(session: Session, channel: str) -> Conversation:
+def create_conversation(session: Handle, channel: str) -> Conversation:
     now = utcnow()
     values: dict[str, Any] = {
         "id": new_id(),
@@ -123,13 +128,13 @@ def create_conversation(session: Session, channel: str) -> Conversation:
     return to_conversation(values)
 
 
-def get_conversation(session: Session, conversation_id: str) -> Conversation | None:
+def get_conversation(session: Handle, conversation_id: str) -> Conversation | None:
     row = session.execute(_GET_CONVERSATION, {"cid": conversation_id}).mappings().one_or_none()
     return to_conversation(row) if row is not None else None
 
 
 def claim_seq(
-    session: Session, conversation_id: str, **changes: Any
+    session: Handle, conversation_id: str, **changes: Any
 ) -> tuple[Conversation, int] | None:
     """Take the conversation's next message number, applying ``changes`` (state, mode,
     status) in the same statement. The row stays locked until the transaction ends (on
@@ -146,7 +151,7 @@ def claim_seq(
     return to_conversation(row), int(row["last_seq"])
 
 
-def update_conversation(session: Session, conversation_id: str, **changes: Any) -> None:
+def update_conversation(session: Handle, conversation_id: str, **changes: Any) -> None:
     """Change mode, status or assignment without taking a message number."""
     session.execute(
         update(CONVERSATIONS)
@@ -156,7 +161,7 @@ def update_conversation(session: Session, conversation_id: str, **changes: Any) 
 
 
 def insert_message(
-    session: Session,
+    session: Handle,
     conversation_id: str,
     seq: int,
     role: Role,
@@ -184,7 +189,7 @@ def insert_message(
 
 
 def append_message(
-    session: Session,
+    session: Handle,
     conversation_id: str,
     role: Role,
     text: str,
@@ -198,14 +203,14 @@ def append_message(
 
 
 def find_by_client_id(
-    session: Session, conversation_id: str, client_message_id: str
+    session: Handle, conversation_id: str, client_message_id: str
 ) -> Message | None:
     params = {"cid": conversation_id, "client_id": client_message_id}
     row = session.execute(_BY_CLIENT_ID, params).mappings().one_or_none()
     return to_message(row) if row is not None else None
 
 
-def replies_to(session: Session, conversation_id: str, message_id: str) -> list[Message]:
+def replies_to(session: Handle, conversation_id: str, message_id: str) -> list[Message]:
     query = (
         select(MESSAGES)
         .where(MESSAGES.c.conversation_id == conversation_id, MESSAGES.c.reply_to == message_id)
@@ -215,7 +220,7 @@ def replies_to(session: Session, conversation_id: str, message_id: str) -> list[
 
 
 def messages_after(
-    session: Session, conversation_id: str, after_seq: int = 0, limit: int | None = None
+    session: Handle, conversation_id: str, after_seq: int = 0, limit: int | None = None
 ) -> list[Message]:
     query = (
         select(MESSAGES)
@@ -227,7 +232,7 @@ def messages_after(
     return [to_message(row) for row in session.execute(query).mappings()]
 
 
-def recent_messages(session: Session, conversation_id: str, limit: int) -> list[Message]:
+def recent_messages(session: Handle, conversation_id: str, limit: int) -> list[Message]:
     """The last ``limit`` messages, oldest first."""
     if limit <= 0:
         return []
@@ -238,7 +243,7 @@ def recent_messages(session: Session, conversation_id: str, limit: int) -> list[
 
 
 def append_events(
-    session: Session, events: Sequence[tuple[str, dict[str, Any]]], conversation_id: str | None
+    session: Handle, events: Sequence[tuple[str, dict[str, Any]]], conversation_id: str | None
 ) -> None:
     """Append domain events (type, payload) in one statement."""
     if not events:
@@ -252,13 +257,13 @@ def append_events(
 
 
 def append_event(
-    session: Session, type_: str, payload: dict[str, Any], conversation_id: str | None = None
+    session: Handle, type_: str, payload: dict[str, Any], conversation_id: str | None = None
 ) -> None:
     append_events(session, [(type_, payload)], conversation_id)
 
 
 def pseudonym_numbers(
-    session: Session,
+    session: Handle,
     conversation_id: str,
     wanted: Sequence[tuple[str, str]],
     sealed: Mapping[tuple[str, str], str] | None = None,
@@ -278,24 +283,27 @@ def pseudonym_numbers(
     highest: dict[str, int] = {}
     for (kind, _digest), number in known.items():
         highest[kind] = max(highest.get(kind, 0), number)
+    new: list[dict[str, Any]] = []
     for kind, digest in wanted:
         if (kind, digest) in known:
             continue
         highest[kind] = highest.get(kind, 0) + 1
         known[(kind, digest)] = highest[kind]
-        session.add(
-            PseudonymRow(
-                conversation_id=conversation_id,
-                kind=kind,
-                digest=digest,
-                number=highest[kind],
-                sealed=(sealed or {}).get((kind, digest)),
-            )
+        new.append(
+            {
+                "conversation_id": conversation_id,
+                "kind": kind,
+                "digest": digest,
+                "number": highest[kind],
+                "sealed": (sealed or {}).get((kind, digest)),
+            }
         )
+    if new:
+        session.execute(insert(PSEUDONYMS), new)
     return {key: known[key] for key in wanted}
 
 
-def vault_entries(session: Session, conversation_id: str) -> dict[tuple[str, int], str]:
+def vault_entries(session: Handle, conversation_id: str) -> dict[tuple[str, int], str]:
     """The sealed raw value behind each token ``(kind, number)`` of a conversation that still
     has one (retention may have purged it)."""
     rows = session.execute(
@@ -307,7 +315,7 @@ def vault_entries(session: Session, conversation_id: str) -> dict[tuple[str, int
 
 
 def pseudonym_entry(
-    session: Session, conversation_id: str, kind: str, number: int
+    session: Handle, conversation_id: str, kind: str, number: int
 ) -> tuple[str, str | None] | None:
     """The digest and the sealed value behind the token ``<KIND_number>`` in a conversation."""
     row = session.execute(
