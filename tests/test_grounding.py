@@ -6,7 +6,17 @@ from tests.conftest import DEMO
 
 from frontdesk.company.guidelines import Guidelines, load_guidelines
 from frontdesk.core.types import ArticleId, ChunkId, Passage
-from frontdesk.pipeline.grounding import ReplyChecker, Source, clean_reply, cut, split_sentences
+from frontdesk.pipeline.grounding import (
+    _WORD,
+    LEAK_WORDS,
+    ReplyChecker,
+    Source,
+    _instruction_runs,
+    _recurring_index,
+    clean_reply,
+    cut,
+    split_sentences,
+)
 from frontdesk.pipeline.prompt import build_messages, new_canary, system_prompt
 
 REFUNDS = Source(
@@ -127,6 +137,35 @@ def test_that_the_canary_or_the_instructions_in_a_reply_are_a_leak() -> None:
         "this conversation."
     )
     assert check.check(leaked).check == "prompt_leak"
+
+
+def test_that_the_kept_runs_of_the_instructions_are_the_ones_counted_each_time() -> None:
+    """The lines before the canary's are counted once and kept; the set must be the one
+    that counting every run of this call's instructions gives, canary line included."""
+    guidelines = load_guidelines(DEMO)
+    for canary in (new_canary(), new_canary()):
+        instructions = system_prompt(guidelines, canary=canary)
+        words = _WORD.findall(instructions.lower())
+        every = {tuple(words[i : i + LEAK_WORDS]) for i in range(len(words) - LEAK_WORDS + 1)}
+        assert _instruction_runs(instructions, canary) == every
+        assert any("confidential" in run for run in every)  # runs reach the canary's line
+    plain = system_prompt(guidelines)
+    words = _WORD.findall(plain.lower())
+    every = {tuple(words[i : i + LEAK_WORDS]) for i in range(len(words) - LEAK_WORDS + 1)}
+    assert _instruction_runs(plain, None) == every
+
+
+def test_that_a_tool_result_is_indexed_for_its_turn_only() -> None:
+    """Passages are indexed once and kept; a tool result, which holds a customer's order,
+    is not kept."""
+    check = checker()
+    hits = _recurring_index.cache_info().hits
+    _recurring_index(REFUNDS.text)
+    assert _recurring_index.cache_info().hits == hits + 1  # the passage was kept
+    kept = _recurring_index.cache_info().currsize
+    check.add_source(Source.from_tool("order_status", {"status": "delivered", "zip": "12345"}))
+    assert _recurring_index.cache_info().currsize == kept
+    assert check.check("The status is delivered.").ok
 
 
 def test_that_citation_marks_are_removed_and_long_replies_cut() -> None:

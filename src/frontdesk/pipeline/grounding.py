@@ -30,6 +30,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from frontdesk.company.guidelines import Guidelines
@@ -182,9 +183,43 @@ def _flatten(value: Any) -> str:
 @dataclass(slots=True)
 class _Indexed:
     source: Source
-    words: set[str]
-    numbers: set[str]
-    anchors: dict[str, list[set[str]]]
+    words: frozenset[str]
+    numbers: frozenset[str]
+    anchors: dict[str, list[set[str]]]  # read only: shared between checkers when cached
+
+
+def _index(text: str) -> tuple[frozenset[str], frozenset[str], dict[str, list[set[str]]]]:
+    return frozenset(_content(text)), frozenset(_numbers(text)), _anchors(text)
+
+
+# A help-centre passage or an approved answer is a source of many replies: its index is kept
+# (about 0.25 ms a passage, four passages a model turn). A tool result is not kept: it holds
+# a customer's order details.
+_recurring_index = lru_cache(maxsize=1024)(_index)
+
+
+@lru_cache(maxsize=16)
+def _runs_of(text: str) -> tuple[tuple[str, ...], frozenset[tuple[str, ...]]]:
+    """The words of ``text`` and every run of LEAK_WORDS of them."""
+    words = tuple(_WORD.findall(text.lower()))
+    return words, _runs(words)
+
+
+def _runs(words: Sequence[str]) -> frozenset[tuple[str, ...]]:
+    return frozenset(tuple(words[i : i + LEAK_WORDS]) for i in range(len(words) - LEAK_WORDS + 1))
+
+
+def _instruction_runs(instructions: str, canary: str | None) -> frozenset[tuple[str, ...]]:
+    """The runs of ``instructions``, whose last line holds this call's canary: the runs of the
+    lines before it are the same on every call and kept; only those reaching the last line
+    are counted again. The same set as counting them all (a word never spans a line break)."""
+    at = instructions.find(canary) if canary else -1
+    cut = instructions.rfind("\n", 0, at) if at >= 0 else -1
+    if cut < 0:
+        return _runs(_WORD.findall(instructions.lower()))
+    words, runs = _runs_of(instructions[:cut])
+    tail = _WORD.findall(instructions[cut:].lower())
+    return runs | _runs([*words[len(words) - (LEAK_WORDS - 1) :], *tail])
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,23 +240,20 @@ class ReplyChecker:
     canary: str | None = None
     seen: str = ""  # the conversation's texts: tokens and order ids the reply may repeat
     _index: list[_Indexed] = field(default_factory=list)
-    _instruction_runs: set[tuple[str, ...]] = field(default_factory=set)
+    _instruction_runs: frozenset[tuple[str, ...]] = frozenset()
     claims: int = 0
     cited: list[Source] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for source in self.sources:
             self.add_source(source)
-        words = _WORD.findall(self.instructions.lower())
-        self._instruction_runs = {
-            tuple(words[i : i + LEAK_WORDS]) for i in range(len(words) - LEAK_WORDS + 1)
-        }
+        self._instruction_runs = _instruction_runs(self.instructions, self.canary)
 
     def add_source(self, source: Source) -> None:
         if source not in self.sources:
             self.sources.append(source)
-        text = source.text
-        self._index.append(_Indexed(source, _content(text), _numbers(text), _anchors(text)))
+        index = _recurring_index if source.citable else _index
+        self._index.append(_Indexed(source, *index(source.text)))
         self.seen += "\n" + source.text
 
     def _support(self, sentence: str) -> Source | None:
