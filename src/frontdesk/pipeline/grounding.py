@@ -7,8 +7,10 @@ A sentence reaches the customer only when it passes every check:
   most of its content words do. Each number must also be *anchored*: when words stand before
   it in the sentence ("standard delivery takes 10-20 days"), one of them must stand near the
   same number in one sentence of the source, so that a number moved to another subject of the
-  same passage ("international 10-20 business days") is refused. Questions, greetings and
-  offers of a person are not claims.
+  same passage ("international 10-20 business days") is refused; and the first of them must
+  not be a word that stands only before another number of that source sentence ("express
+  shipping is $29.99" against "Express is $14.99 and international shipping is $29.99").
+  Questions, greetings and offers of a person are not claims.
 * **policy**: a promise of a kind the guidelines list (refund, discount, delivery date) must
   appear in a source as well, not only be plausible.
 * **tone**: none of the guidelines' forbidden phrases.
@@ -129,28 +131,50 @@ def _tokens(text: str) -> list[str]:
     return out
 
 
-def _anchors(text: str) -> dict[str, list[set[str]]]:
+# The words before one occurrence of a number in a source, and the words before the other
+# numbers of its sentence that are not also before this one (its rivals).
+Anchor = tuple[frozenset[str], frozenset[str]]
+
+
+def _anchors(text: str) -> dict[str, list[Anchor]]:
     """For each number of ``text``: the content words before each of its occurrences, within
-    one sentence or line (a table row)."""
-    found: dict[str, list[set[str]]] = {}
+    one sentence or line (a table row), and those before the sentence's other numbers. The
+    second half of a range ("10–20") is not another number of its first half."""
+    found: dict[str, list[Anchor]] = {}
     for sentence in _SOURCE_SENTENCE.split(text):
         tokens = _tokens(sentence)
+        numbers: list[tuple[int, str, frozenset[str]]] = []
         for i, token in enumerate(tokens):
             if token[:1].isdigit():
-                near = tokens[max(0, i - ANCHOR_WORDS) : i]
-                found.setdefault(token, []).append({t for t in near if t and not t[0].isdigit()})
+                window = tokens[max(0, i - ANCHOR_WORDS) : i]
+                words = frozenset(t for t in window if t and not t[0].isdigit())
+                numbers.append((i, token, words))
+        for i, token, near in numbers:
+            others: set[str] = set()
+            for j, _, other in numbers:
+                if abs(j - i) > 1:
+                    others |= other
+            found.setdefault(token, []).append((near, frozenset(others - near)))
     return found
 
 
-def _anchored(sentence: str, anchors: dict[str, list[set[str]]]) -> bool:
+def _anchored(sentence: str, anchors: dict[str, list[Anchor]]) -> bool:
     """Whether every number of ``sentence`` that has content words before it has one of them
-    near the same number in the source."""
+    near the same number in the source, and its first word (usually the subject) is not a word
+    of another number of that source sentence only: "Express shipping is $29.99" against
+    "Express is $14.99 and international shipping is $29.99" is refused ("express" is the
+    other number's word), while "Express delivery takes 2–3 days" against "Standard delivery
+    takes 5–7 days, express 2–3 days" passes (its first word is the number's own)."""
     tokens = _tokens(sentence)
     for i, token in enumerate(tokens):
         if not token[:1].isdigit():
             continue
-        before = {t for t in tokens[max(0, i - ANCHOR_WORDS) : i] if t and not t[0].isdigit()}
-        if before and not any(before & near for near in anchors.get(token, ())):
+        window = [t for t in tokens[max(0, i - ANCHOR_WORDS) : i] if t and not t[0].isdigit()]
+        if not window:
+            continue
+        before, first = set(window), window[0]
+        found = anchors.get(token, ())
+        if not any(before & near and first not in rivals for near, rivals in found):
             return False
     return True
 
@@ -185,10 +209,10 @@ class _Indexed:
     source: Source
     words: frozenset[str]
     numbers: frozenset[str]
-    anchors: dict[str, list[set[str]]]  # read only: shared between checkers when cached
+    anchors: dict[str, list[Anchor]]  # read only: shared between checkers when cached
 
 
-def _index(text: str) -> tuple[frozenset[str], frozenset[str], dict[str, list[set[str]]]]:
+def _index(text: str) -> tuple[frozenset[str], frozenset[str], dict[str, list[Anchor]]]:
     return frozenset(_content(text)), frozenset(_numbers(text)), _anchors(text)
 
 
