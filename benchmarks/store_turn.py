@@ -23,22 +23,16 @@ from typing import Any
 from frontdesk.adapters.crypto import Keyring
 from frontdesk.adapters.store import repository as repo
 from frontdesk.adapters.store.database import Database
-from frontdesk.adapters.store.sealed import keyring_in_use
 from frontdesk.core.types import Role
 
 
 def turns(db: Database, how: str, count: int, history: int) -> float:
     """CPU milliseconds per turn."""
-    assert db._engine is not None  # SQLite: its transactions run in this thread here
-    engine = db._engine
-
-    def run(work: Callable[[Any], Any]) -> Any:
-        with keyring_in_use(db.keyring):
-            if how == "session":
-                with db._sessions() as session, session.begin():
-                    return work(session)
-            with engine.begin() as connection:
-                return work(connection)
+    # SQLite: the transactions that db.run and db.run_core hand to the database's thread,
+    # run in this thread instead.
+    run: Callable[[Callable[[Any], Any]], Any] = (
+        db._transaction if how == "session" else db._core_transaction
+    )
 
     conversation = run(lambda h: repo.create_conversation(h, "web"))
 

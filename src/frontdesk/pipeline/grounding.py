@@ -131,6 +131,11 @@ def _tokens(text: str) -> list[str]:
     return out
 
 
+def _words_before(tokens: list[str], i: int) -> list[str]:
+    """The content words among the ANCHOR_WORDS tokens before ``tokens[i]``, in order."""
+    return [t for t in tokens[max(0, i - ANCHOR_WORDS) : i] if t and not t[0].isdigit()]
+
+
 # The words before one occurrence of a number in a source, and the words before the other
 # numbers of its sentence that are not also before this one (its rivals).
 Anchor = tuple[frozenset[str], frozenset[str]]
@@ -146,9 +151,7 @@ def _anchors(text: str) -> dict[str, list[Anchor]]:
         numbers: list[tuple[int, str, frozenset[str]]] = []
         for i, token in enumerate(tokens):
             if token[:1].isdigit():
-                window = tokens[max(0, i - ANCHOR_WORDS) : i]
-                words = frozenset(t for t in window if t and not t[0].isdigit())
-                numbers.append((i, token, words))
+                numbers.append((i, token, frozenset(_words_before(tokens, i))))
         for i, token, near in numbers:
             others: set[str] = set()
             for j, _, other in numbers:
@@ -169,7 +172,7 @@ def _anchored(sentence: str, anchors: dict[str, list[Anchor]]) -> bool:
     for i, token in enumerate(tokens):
         if not token[:1].isdigit():
             continue
-        window = [t for t in tokens[max(0, i - ANCHOR_WORDS) : i] if t and not t[0].isdigit()]
+        window = _words_before(tokens, i)
         if not window:
             continue
         before, first = set(window), window[0]
@@ -297,9 +300,7 @@ class ReplyChecker:
     def _leaks(self, sentence: str) -> bool:
         if self.canary is not None and self.canary.lower() in sentence.lower():
             return True
-        words = _WORD.findall(sentence.lower())
-        runs = (tuple(words[i : i + LEAK_WORDS]) for i in range(len(words) - LEAK_WORDS + 1))
-        return any(run in self._instruction_runs for run in runs)
+        return not _runs(_WORD.findall(sentence.lower())).isdisjoint(self._instruction_runs)
 
     def _foreign_data(self, sentence: str) -> bool:
         allowed = self.seen
