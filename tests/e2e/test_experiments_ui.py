@@ -126,6 +126,8 @@ def test_that_an_admin_compares_and_stops_an_experiment(
 
     page = new_page("/console/analytics")
     page.wait_for_url("**/console/login?next=*")
+    # The sign-in page first asks whether a session exists (a 401 it expects); watch after.
+    page.get_by_test_id("login-form").wait_for(state="visible")
     errors = _watch(page, ("insights", "gaps"))
     _login(page, ADMIN)
     page.wait_for_url("**/console/analytics?*")
