@@ -13,6 +13,7 @@ from frontdesk.pipeline.grounding import (
     Source,
     _instruction_runs,
     _recurring_index,
+    _tokens,
     clean_reply,
     cut,
     split_sentences,
@@ -84,6 +85,12 @@ def test_that_a_number_moved_to_another_subject_of_the_same_passage_fails_ground
         # Sharing a word with the right number is not enough when the subject is another's.
         "Express shipping is $29.99.",
         "Express delivery takes 5–7 business days.",
+        # The subject after the number: the first word after it that tells the source's
+        # numbers apart must be its own ("business days" follows every delivery time).
+        "It is $29.99 for express shipping.",
+        "It is $14.99 for international shipping.",
+        "Shipping is $29.99 for express orders.",
+        "It takes 5–7 business days for express delivery.",
     ):
         assert check.check(wrong).check == "grounding", wrong
     for right in (
@@ -95,8 +102,21 @@ def test_that_a_number_moved_to_another_subject_of_the_same_passage_fails_ground
         "Express delivery takes 2–3 business days.",  # "delivery takes" is said once, for all
         "International shipping is $29.99.",
         "Orders ship within 1–2 business days.",
+        "It is $14.99 for express shipping.",
+        "It's $29.99 for international shipping.",
+        "It takes 5–7 business days for standard US delivery.",
+        # The source's own sentence: each number's words after it stop at its clause.
+        "Standard US delivery then takes 5–7 business days, express 2–3 business days, and "
+        "international 10–20 business days.",
     ):
         assert check.check(right).ok, right
+
+
+def test_that_a_clause_ends_at_a_comma_or_a_conjunction_but_not_inside_a_number() -> None:
+    tokens, breaks = _tokens("Orders over $1,000 ship free, and returns take 30 days; or not")
+    words = ["order", "", "1000", "ship", "free", "", "return", "take", "30", "days", "", ""]
+    assert tokens == words
+    assert sorted(breaks) == [5, 10]  # "and" (after the comma), "or" (after the semicolon)
 
 
 def test_that_a_promise_no_source_makes_fails_the_policy_check() -> None:

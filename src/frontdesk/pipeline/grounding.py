@@ -10,6 +10,8 @@ A sentence reaches the customer only when it passes every check:
   same passage ("international 10-20 business days") is refused; and the first of them must
   not be a word that stands only before another number of that source sentence ("express
   shipping is $29.99" against "Express is $14.99 and international shipping is $29.99").
+  Words after a number in its clause count too: the first of them that tells the source's
+  numbers apart must be the number's own ("it is $29.99 for express shipping" is refused).
   Questions, greetings and offers of a person are not claims.
 * **policy**: a promise of a kind the guidelines list (refund, discount, delivery date) must
   appear in a source as well, not only be plausible.
@@ -54,7 +56,10 @@ LEAK_WORDS = 8
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n+")
 _WORD = re.compile(r"[a-z][a-z'-]*")
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
-_TOKEN = re.compile(r"\d+(?:[.,:]\d+)*|[a-z][a-z'-]*")
+_TOKEN = re.compile(r"\d+(?:[.,:]\d+)*|[a-z][a-z'-]*|[,;](?!\d)")
+# A clause ends at a comma or semicolon (not one inside "1,000") and before these words.
+_CLAUSE_MARKS = frozenset({",", ";"})
+_CLAUSE_WORDS = frozenset({"and", "or", "but", "while", "whereas"})
 _SOURCE_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _ORDER_ID = re.compile(r"#W\d{7}")
 _CITE_MARK = re.compile(r"\s*\[[^\]\n]{1,60}\]")
@@ -120,15 +125,22 @@ def _content(text: str) -> set[str]:
     return {_stem(w) for w in words if w not in _STOP and len(w) > 2}
 
 
-def _tokens(text: str) -> list[str]:
-    """Words (stemmed, stop words kept as ``""``) and numbers, in order."""
-    out = []
+def _tokens(text: str) -> tuple[list[str], frozenset[int]]:
+    """Words (stemmed, stop words kept as ``""``) and numbers, in order; and the indexes of
+    the tokens that begin a new clause (after a comma or semicolon, or at "and", "or", ...)."""
+    out: list[str] = []
+    breaks: set[int] = set()
     for token in _TOKEN.findall(_without_refs(text).lower()):
+        if token in _CLAUSE_MARKS:
+            breaks.add(len(out))
+            continue
+        if token in _CLAUSE_WORDS:
+            breaks.add(len(out))
         if token[0].isdigit():
             out.append(token.replace(",", ""))
         else:
             out.append(_stem(token) if token not in _STOP and len(token) > 2 else "")
-    return out
+    return out, frozenset(breaks)
 
 
 def _words_before(tokens: list[str], i: int) -> list[str]:
@@ -136,50 +148,95 @@ def _words_before(tokens: list[str], i: int) -> list[str]:
     return [t for t in tokens[max(0, i - ANCHOR_WORDS) : i] if t and not t[0].isdigit()]
 
 
-# The words before one occurrence of a number in a source, and the words before the other
-# numbers of its sentence that are not also before this one (its rivals).
-Anchor = tuple[frozenset[str], frozenset[str]]
+def _words_after(tokens: list[str], breaks: frozenset[int], i: int) -> list[str]:
+    """The content words among the ANCHOR_WORDS tokens after the number ``tokens[i]`` (after
+    the second half of its range: "5–7"), up to the end of its clause or the next number."""
+    j = i + 1
+    if j < len(tokens) and tokens[j][:1].isdigit() and j not in breaks:
+        j += 1
+    words = []
+    for k in range(j, min(len(tokens), j + ANCHOR_WORDS)):
+        if k in breaks or tokens[k][:1].isdigit():
+            break
+        if tokens[k]:
+            words.append(tokens[k])
+    return words
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """One occurrence of a number in a sentence (or a table row) of a source."""
+
+    near: frozenset[str]  # the content words before it
+    rivals: frozenset[str]  # those before the sentence's other numbers, not before this one
+    own: frozenset[str]  # words around it (before, or after in its clause), around no other
+    foreign: frozenset[str]  # words around the other numbers, not around this one
 
 
 def _anchors(text: str) -> dict[str, list[Anchor]]:
-    """For each number of ``text``: the content words before each of its occurrences, within
-    one sentence or line (a table row), and those before the sentence's other numbers. The
+    """For each number of ``text``, each of its occurrences within one sentence or line (a
+    table row): the content words around it and around the sentence's other numbers. The
     second half of a range ("10–20") is not another number of its first half."""
     found: dict[str, list[Anchor]] = {}
     for sentence in _SOURCE_SENTENCE.split(text):
-        tokens = _tokens(sentence)
-        numbers: list[tuple[int, str, frozenset[str]]] = []
+        tokens, breaks = _tokens(sentence)
+        numbers: list[tuple[int, str, frozenset[str], frozenset[str]]] = []
         for i, token in enumerate(tokens):
             if token[:1].isdigit():
-                numbers.append((i, token, frozenset(_words_before(tokens, i))))
-        for i, token, near in numbers:
-            others: set[str] = set()
-            for j, _, other in numbers:
+                near = frozenset(_words_before(tokens, i))
+                numbers.append((i, token, near, near | frozenset(_words_after(tokens, breaks, i))))
+        for i, token, near, around in numbers:
+            before_others: set[str] = set()
+            around_others: set[str] = set()
+            for j, _, other_near, other_around in numbers:
                 if abs(j - i) > 1:
-                    others |= other
-            found.setdefault(token, []).append((near, frozenset(others - near)))
+                    before_others |= other_near
+                    around_others |= other_around
+            found.setdefault(token, []).append(
+                Anchor(
+                    near,
+                    frozenset(before_others - near),
+                    frozenset(around - around_others),
+                    frozenset(around_others - around),
+                )
+            )
     return found
 
 
 def _anchored(sentence: str, anchors: dict[str, list[Anchor]]) -> bool:
-    """Whether every number of ``sentence`` that has content words before it has one of them
-    near the same number in the source, and its first word (usually the subject) is not a word
-    of another number of that source sentence only: "Express shipping is $29.99" against
-    "Express is $14.99 and international shipping is $29.99" is refused ("express" is the
-    other number's word), while "Express delivery takes 2–3 days" against "Standard delivery
-    takes 5–7 days, express 2–3 days" passes (its first word is the number's own)."""
-    tokens = _tokens(sentence)
+    """Whether each number of ``sentence`` is anchored to one occurrence of it in the source:
+
+    * when content words stand before it, one of them stands near that occurrence, and the
+      first (usually the subject) is not a word of another number of that source sentence
+      only: "Express shipping is $29.99" against "Express is $14.99 and international
+      shipping is $29.99" is refused ("express" is the other number's word), while "Express
+      delivery takes 2–3 days" against "Standard delivery takes 5–7 days, express 2–3 days"
+      passes (its first word is the number's own);
+    * of the content words after it in its clause, the first that stands around one number of
+      the source sentence only must stand around this occurrence: "It is $29.99 for express
+      shipping" is refused, "It takes 5–7 business days for standard delivery" passes
+      ("business days" follows every number of that source sentence: it tells none apart).
+    """
+    tokens, breaks = _tokens(sentence)
     for i, token in enumerate(tokens):
         if not token[:1].isdigit():
             continue
         window = _words_before(tokens, i)
-        if not window:
+        after = _words_after(tokens, breaks, i)
+        if not window and not after:
             continue
-        before, first = set(window), window[0]
         found = anchors.get(token, ())
-        if not any(before & near and first not in rivals for near, rivals in found):
+        if not any(_fits(window, after, anchor) for anchor in found):
             return False
     return True
+
+
+def _fits(before: list[str], after: list[str], anchor: Anchor) -> bool:
+    """Whether the words ``before`` and ``after`` a number of a reply fit this occurrence."""
+    if before and (anchor.near.isdisjoint(before) or before[0] in anchor.rivals):
+        return False
+    telling = next((w for w in after if w in anchor.own or w in anchor.foreign), None)
+    return telling is None or telling in anchor.own
 
 
 @dataclass(frozen=True, slots=True)
