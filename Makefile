@@ -40,6 +40,7 @@ bench: $(STAMP)  ## turn latency and throughput, retrieval quality, encoder cost
 	$(BIN)/python benchmarks/retrieval.py
 	$(BIN)/python benchmarks/encoder.py
 	$(BIN)/python benchmarks/store_turn.py
+	$(BIN)/python benchmarks/model_client.py
 	$(BIN)/python benchmarks/analytics_rollup.py
 	$(BIN)/python benchmarks/pii.py
 

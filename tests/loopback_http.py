@@ -47,6 +47,7 @@ class _LoopbackServer:
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
+        self.connections = 0  # accepted so far
 
     def start(self) -> None:
         self._httpd = _Server(self, self.handler)
@@ -62,6 +63,7 @@ class _LoopbackServer:
                 self._sockets.discard(sock)
                 return
             self._sockets.add(sock)
+            self.connections += 1
             if self.stopping.is_set():  # accepted as stop() began: shut it here
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
@@ -94,6 +96,9 @@ class _LoopbackServer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Each streamed chunk leaves at once, as from a real model server: with Nagle's algorithm
+    # a chunk waits for the ACK of the one before, which the client delays by up to 40 ms.
+    disable_nagle_algorithm = True
     server: _Server
 
     def setup(self) -> None:

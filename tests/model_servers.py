@@ -81,6 +81,10 @@ class ScriptedReply:
     ``{"error": {"message": error}}``. ``first_delay``: seconds before the first chunk (after
     the headers); ``chunk_delay``: between chunks; ``drop_after``: the connection is cut after
     that many chunks (no end, no [DONE]); ``hang``: never answers (until the server stops).
+    ``stream_error``: after the text, an event ``{"error": {"message": stream_error}}`` ends
+    the stream, as a server failing mid-reply sends. ``sse_extras``: each event comes after a
+    comment line and an ``event:`` field, and the first one's JSON is split over two
+    ``data:`` lines (all valid server-sent events).
     Tool calls stream like llama.cpp's server: with ``repeat_call_identity`` their id and name
     come again in every chunk; ``repeat_full_arguments`` sends the whole arguments once more at
     the end, as some servers do."""
@@ -99,6 +103,8 @@ class ScriptedReply:
     chunk_delay: float = 0.0
     drop_after: int | None = None
     hang: bool = False
+    stream_error: str | None = None
+    sse_extras: bool = False
 
     def text_pieces(self) -> list[str]:
         if self.pieces is not None:
@@ -214,7 +220,20 @@ class _ScriptedHandler(_Handler):
                 return
             if sent and stopping.wait(reply.chunk_delay):
                 return
-            self.write_chunk(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            data = json.dumps(chunk).encode()
+            if (
+                reply.stream_error is not None
+                and chunk["choices"]
+                and chunk["choices"][0].get("finish_reason")
+            ):
+                error = {"error": {"message": reply.stream_error, "type": "server_error"}}
+                self.write_chunk(b"data: " + json.dumps(error).encode() + b"\n\n")
+                break
+            if reply.sse_extras:
+                cut = data.index(b",") + 1 if sent == 0 else len(data)
+                data = data[:cut] + (b"\ndata: " + data[cut:] if cut < len(data) else b"")
+                self.write_chunk(b": keep-alive\nevent: chunk\n")
+            self.write_chunk(b"data: " + data + b"\n\n")
         self.write_chunk(b"data: [DONE]\n\n")
         self.end_chunked()
 

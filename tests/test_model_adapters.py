@@ -10,6 +10,7 @@ import importlib.util
 import json
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 import model_servers
 from frontdesk.adapters.models.chat import build_chat_model
 from frontdesk.adapters.models.llama_cpp_service import LlamaCppChatModel, ModelSetupError
-from frontdesk.adapters.models.openai_service import OpenAIChatModel
+from frontdesk.adapters.models.openai_service import OpenAIChatModel, _events
 from frontdesk.adapters.models.resilience import ResilientChatModel
 from frontdesk.config import Settings
 from frontdesk.core.chat import (
@@ -128,6 +129,55 @@ async def test_that_tool_calls_are_assembled_when_the_server_repeats_their_id_an
     (body,) = scripted_server.requests
     assert body["tools"] == [ORDER_TOOL]
     assert body["tool_choice"] == "auto"
+
+
+async def test_that_comments_named_events_and_split_data_lines_are_read_as_events(
+    scripted_server: ScriptedModelServer, close_later: CloseLater
+) -> None:
+    pieces = ["Your order", " ships", " tomorrow."]
+    scripted_server.script(ScriptedReply(pieces=pieces, usage=(41, 9), sse_extras=True))
+    chunks = await collect(client(scripted_server, close_later).stream(REQUEST))
+
+    assert [c.text for c in chunks[:-1]] == pieces
+    assert chunks[-1] == ChatChunk(usage=Usage(41, 9), finish_reason="stop")
+
+
+async def test_that_the_last_event_counts_without_the_blank_line_that_ends_it() -> None:
+    class Lines:
+        async def iter_lines(self) -> AsyncIterator[str]:
+            for line in ('data: {"n": 1}', "", ": comment", "id: 7", 'data: {"n":', "data: 2}"):
+                yield line
+
+    assert [event async for event in _events(Lines())] == [{"n": 1}, {"n": 2}]
+
+
+async def test_that_an_error_in_the_middle_of_a_stream_is_model_unavailable(
+    scripted_server: ScriptedModelServer, close_later: CloseLater
+) -> None:
+    scripted_server.script(
+        ScriptedReply(text="Your order ships", stream_error=f"overloaded, key {API_KEY}")
+    )
+    model = client(scripted_server, close_later, api_key=API_KEY)
+    seen: list[str] = []
+    with pytest.raises(ModelUnavailable) as info:
+        async for chunk in model.stream(REQUEST):
+            seen.append(chunk.text)
+
+    assert "".join(seen) == "Your order ships"  # what came before the error was streamed
+    assert info.value.reason == "error"
+    assert "overloaded" in info.value.detail and API_KEY not in info.value.detail
+
+
+async def test_that_replies_in_a_row_share_one_connection(
+    scripted_server: ScriptedModelServer, close_later: CloseLater
+) -> None:
+    """The stream is read to its end after [DONE], so its connection serves the next call (a
+    new TLS handshake per reply would cost a remote server's customers)."""
+    scripted_server.script(*(ScriptedReply(text=f"Reply {n}.", usage=(5, 2)) for n in range(3)))
+    model = client(scripted_server, close_later)
+    for n in range(3):
+        assert (await model.complete(REQUEST)).text == f"Reply {n}."
+    assert scripted_server.connections == 1
 
 
 @pytest.mark.parametrize(("status", "retryable"), [(500, True), (429, True), (401, False)])
