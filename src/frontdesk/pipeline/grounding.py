@@ -324,14 +324,14 @@ class ReplyChecker:
     canary: str | None = None
     seen: str = ""  # the conversation's texts: tokens and order ids the reply may repeat
     _index: list[_Indexed] = field(default_factory=list)
-    _instruction_runs: frozenset[tuple[str, ...]] = frozenset()
+    _leak_runs: frozenset[tuple[str, ...]] = frozenset()  # the instructions' runs
     claims: int = 0
     cited: list[Source] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for source in self.sources:
             self.add_source(source)
-        self._instruction_runs = _instruction_runs(self.instructions, self.canary)
+        self._leak_runs = _instruction_runs(self.instructions, self.canary)
 
     def add_source(self, source: Source) -> None:
         if source not in self.sources:
@@ -357,7 +357,7 @@ class ReplyChecker:
     def _leaks(self, sentence: str) -> bool:
         if self.canary is not None and self.canary.lower() in sentence.lower():
             return True
-        return not _runs(_WORD.findall(sentence.lower())).isdisjoint(self._instruction_runs)
+        return not _runs(_WORD.findall(sentence.lower())).isdisjoint(self._leak_runs)
 
     def _foreign_data(self, sentence: str) -> bool:
         allowed = self.seen
