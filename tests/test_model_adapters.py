@@ -20,7 +20,7 @@ import pytest
 import model_servers
 from frontdesk.adapters.models.chat import build_chat_model
 from frontdesk.adapters.models.llama_cpp_service import LlamaCppChatModel, ModelSetupError
-from frontdesk.adapters.models.openai_service import OpenAIChatModel, _events
+from frontdesk.adapters.models.openai_service import OpenAIChatModel, _events, _ServerError
 from frontdesk.adapters.models.resilience import ResilientChatModel
 from frontdesk.config import Settings
 from frontdesk.core.chat import (
@@ -142,13 +142,23 @@ async def test_that_comments_named_events_and_split_data_lines_are_read_as_event
     assert chunks[-1] == ChatChunk(usage=Usage(41, 9), finish_reason="stop")
 
 
-async def test_that_the_last_event_counts_without_the_blank_line_that_ends_it() -> None:
-    class Lines:
-        async def iter_lines(self) -> AsyncIterator[str]:
-            for line in ('data: {"n": 1}', "", ": comment", "id: 7", 'data: {"n":', "data: 2}"):
-                yield line
+class _Lines:
+    def __init__(self, *lines: str) -> None:
+        self.lines = lines
 
-    assert [event async for event in _events(Lines())] == [{"n": 1}, {"n": 2}]
+    async def iter_lines(self) -> AsyncIterator[str]:
+        for line in self.lines:
+            yield line
+
+
+async def test_that_the_last_event_counts_without_the_blank_line_that_ends_it() -> None:
+    lines = _Lines('data: {"n": 1}', "", ": comment", "id: 7", 'data: {"n":', "data: 2}")
+    assert [event async for event in _events(lines)] == [{"n": 1}, {"n": 2}]
+
+
+async def test_that_an_error_object_without_a_message_is_shown_whole() -> None:
+    with pytest.raises(_ServerError, match='"code": 503'):
+        _ = [event async for event in _events(_Lines('data: {"error": {"code": 503}}', ""))]
 
 
 async def test_that_an_error_in_the_middle_of_a_stream_is_model_unavailable(

@@ -345,7 +345,8 @@ def _chunk(payload: str) -> dict[str, Any]:
         raise ValueError(f"a stream event that is not a JSON object: {payload[:60]}")
     error = chunk.get("error")
     if error:
-        raise _ServerError(error.get("message") if isinstance(error, Mapping) else error)
+        message = error.get("message") if isinstance(error, Mapping) else None
+        raise _ServerError(message or json.dumps(error)[:MAX_DETAIL])
     return chunk
 
 
