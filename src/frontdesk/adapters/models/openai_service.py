@@ -58,8 +58,15 @@ if TYPE_CHECKING:
 
 PLACEHOLDER_API_KEY = "not-needed"
 MAX_DETAIL = 200
+
+
+class _ServerError(Exception):
+    """An ``error`` object in the middle of a stream."""
+
+
 # What a server or the SDK can throw while a reply is requested or read.
 TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
+    _ServerError,
     openai.OpenAIError,
     httpx2.HTTPError,
     ValueError,  # a chunk that is not JSON
@@ -224,9 +231,6 @@ class OpenAIChatModel(ChatModel):
                 piece = assembler.feed(chunk)
                 if piece:
                     yield ChatChunk(text=piece)
-        except _ServerError as exc:
-            detail = self._redact(f"the model server sent an error: {exc}")
-            raise ModelUnavailable("error", detail) from exc
         except TRANSPORT_ERRORS as exc:
             raise self._unavailable(exc) from exc
         finally:
@@ -289,6 +293,8 @@ class OpenAIChatModel(ChatModel):
             retryable = status in (408, 409, 429) or status >= 500
             detail = f"HTTP {status} from the model server: {_message(exc)}"
             return ModelUnavailable("error", self._redact(detail), retryable=retryable)
+        if isinstance(exc, _ServerError):
+            return ModelUnavailable("error", self._redact(f"the model server sent an error: {exc}"))
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__
             why = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
@@ -315,10 +321,6 @@ class _Opened:
 
     async def close(self) -> None:
         await self.manager.__aexit__(None, None, None)
-
-
-class _ServerError(Exception):
-    """An ``error`` object in the middle of a stream."""
 
 
 async def _events(response: Any) -> AsyncIterator[dict[str, Any]]:
