@@ -124,6 +124,7 @@ class _NoContextEnhancer(ContextAwareEnhancer):
 
 
 _NAME_WORD_RE = re.compile(r"(?<!\w)[^\W\d_]{2,}(?:['’-][^\W\d_]+)*(?!\w)")
+_CLITIC_RE = re.compile(r"['’](?:s|re|ll|ve|d|m)$")
 
 
 def may_hold_name(text: str, not_names: frozenset[str] = privacy.SHOP_WORDS) -> bool:
@@ -133,7 +134,12 @@ def may_hold_name(text: str, not_names: frozenset[str] = privacy.SHOP_WORDS) -> 
         if not word[0].isupper() or (len(word) <= 3 and word.isupper()):
             continue
         folded = word.casefold()
-        if folded not in privacy.NOT_NAMES and folded not in not_names:
+        if folded in privacy.NOT_NAMES or folded in not_names:
+            continue
+        # "What's", "Where's", "Here's": a cue word with a clitic. A name keeps its own part
+        # ("Mike's" -> "mike"), and so does "O'Brien" ("o" is not a cue word).
+        stem = _CLITIC_RE.sub("", folded)
+        if stem == folded or (stem not in privacy.NOT_NAMES and stem not in not_names):
             return True
     return False
 
