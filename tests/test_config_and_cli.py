@@ -235,3 +235,15 @@ def test_that_production_refuses_placeholder_secrets_and_an_insecure_cookie(
     )
     assert ok.environment == "production"
     assert Settings(data_dir=tmp_path, secret_key="changeme").environment == "local"
+
+
+def test_that_fastapi_telemetry_is_off_unless_asked_for(tmp_path: Path) -> None:
+    """Off, FastAPI skips its look-up of the OpenTelemetry providers on every request."""
+    from frontdesk.api.app import create_app
+
+    settings = Settings(data_dir=tmp_path, secret_key="test-secret")
+    off = create_app(settings)
+    on = create_app(settings.model_copy(update={"opentelemetry": True}))
+    assert not off._native_telemetry.enabled()
+    assert [off._telemetry[k] for k in ("tracing", "metrics", "logs")] == [False] * 3
+    assert [on._telemetry[k] for k in ("tracing", "metrics", "logs")] == [True] * 3

@@ -43,6 +43,9 @@ def create_app(settings: Settings | None = None, *, frontdesk: Frontdesk | None 
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        telemetry=None
+        if settings.opentelemetry
+        else {"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.frontdesk = fd
     errors.install(app)
