@@ -82,7 +82,7 @@ def check_text(text: str, limit: int) -> str:
 async def do_create_conversation(fd: Frontdesk, channel: str) -> Conversation:
     running = fd.experiment
 
-    def work(session: Session) -> Conversation:
+    def work(session: Connection) -> Conversation:
         conversation = repo.create_conversation(session, channel)
         repo.append_event(session, "conversation_opened", {"channel": channel}, conversation.id)
         if running is not None:
@@ -99,7 +99,7 @@ async def do_create_conversation(fd: Frontdesk, channel: str) -> Conversation:
             conversation = replace(conversation, state=state)
         return conversation
 
-    return await fd.db.run(work)
+    return await fd.db.run_core(work)
 
 
 @dataclass(frozen=True, slots=True)

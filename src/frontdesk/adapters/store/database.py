@@ -9,6 +9,19 @@ between threads instead of one per statement, and transactions queue there inste
 colliding on SQLite's single writer lock. On PostgreSQL it runs through the async engine
 (asyncpg) with ``run_sync``.
 
+On a SQLite file, ``run_core`` transactions (the turn's, a millisecond or two each) run on the
+event loop's own thread, on a connection of their own. On the database's thread every call
+into SQLite (each statement, each row fetched) let go of Python's interpreter lock and then
+waited to take it back from the event loop, which holds it while turns are busy: under 50
+concurrent conversations that thread spent more time waiting than working, and one worker
+served about 25% fewer replies a second (docs/benchmarks.md). That connection never waits
+for SQLite's write lock (``busy_timeout=0``): when another transaction holds it (a rollup, an
+import, an agent's action on the database's thread), the transaction is rolled back and run
+again on the database's thread, where it waits its turn without stopping the event loop. Nor
+does it copy the write-ahead log into the database file when it commits
+(``wal_autocheckpoint=0``), which syncs the disk: the database's thread does that after every
+``CHECKPOINT_EVERY`` such commits.
+
 Each transaction runs with the database's keyring in use, which seals and opens the sealed
 columns (``sealed.py``). It is set inside the function that runs on the database's thread or
 inside ``run_sync``: neither an executor nor a greenlet carries context variables over.
@@ -17,6 +30,7 @@ inside ``run_sync``: neither an executor nor a greenlet carries context variable
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +43,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine.url import URL, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,6 +51,8 @@ from frontdesk.adapters.crypto import Keyring
 from frontdesk.adapters.store.sealed import keyring_in_use
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+CHECKPOINT_EVERY = 200  # commits on the event loop's connection between two WAL checkpoints
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 
 T = TypeVar("T")
 Work = Callable[[Session], T]
@@ -58,6 +75,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _inline_pragmas(dbapi_connection: Any, record: Any) -> None:
+    """The event loop's connection: never waits for the write lock, never checkpoints."""
+    _sqlite_pragmas(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=0")
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.close()
+
+
+def _locked(error: OperationalError) -> bool:
+    """SQLite's write lock is held by another connection (or its snapshot is stale)."""
+    orig = error.orig
+    return isinstance(orig, sqlite3.OperationalError) and (
+        getattr(orig, "sqlite_errorcode", 0) & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    )
+
+
 class Database:
     """One database, SQLite or PostgreSQL, behind one way of running transactions."""
 
@@ -70,6 +104,9 @@ class Database:
         self._engine: Engine | None = None
         self._async_engine: AsyncEngine | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._inline: Engine | None = None  # SQLite file: run_core on the event loop's thread
+        self._inline_commits = 0
+        self._checkpoint: asyncio.Future[None] | None = None
         if backend == "sqlite":
             sync_url = parsed.set(drivername="sqlite")
             if parsed.database and parsed.database != ":memory:":
@@ -78,6 +115,9 @@ class Database:
             event.listen(self._engine, "connect", _sqlite_pragmas)
             self._sessions = sessionmaker(self._engine, expire_on_commit=False)
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+            if parsed.database and parsed.database != ":memory:":
+                self._inline = sqlalchemy.create_engine(sync_url, pool_size=1, max_overflow=0)
+                event.listen(self._inline, "connect", _inline_pragmas)
         elif backend == "postgresql":
             if parsed.drivername != "postgresql+asyncpg":
                 parsed = parsed.set(drivername="postgresql+asyncpg")
@@ -98,6 +138,25 @@ class Database:
         assert self._engine is not None
         with keyring_in_use(self.keyring), self._engine.begin() as connection:
             return work(connection)
+
+    def _inline_transaction(self, work: CoreWork[T]) -> T:
+        assert self._inline is not None
+        with keyring_in_use(self.keyring), self._inline.begin() as connection:
+            return work(connection)
+
+    def _start_checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file on the database's thread (PASSIVE:
+        it never waits for readers or writers), unless a checkpoint is running already."""
+        if self._executor is None or (self._checkpoint and not self._checkpoint.done()):
+            return
+        engine = self._engine
+        assert engine is not None
+
+        def checkpoint() -> None:
+            with engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+        self._checkpoint = asyncio.get_running_loop().run_in_executor(self._executor, checkpoint)
 
     def _core_in_greenlet(self, work: CoreWork[T]) -> CoreWork[T]:
         def run(connection: Connection) -> T:
@@ -131,6 +190,20 @@ class Database:
         no ORM objects): committed if it returns, rolled back if it raises."""
         if self._engine is None and self._async_engine is None:
             raise RuntimeError("the database is closed")
+        if self._inline is not None:
+            # Let tasks already scheduled start first (a turn's query embedding goes to the
+            # encoder's thread and runs while this transaction does).
+            await asyncio.sleep(0)
+            try:
+                result = self._inline_transaction(work)
+            except OperationalError as error:
+                if not _locked(error):
+                    raise
+            else:
+                self._inline_commits += 1
+                if self._inline_commits % CHECKPOINT_EVERY == 0:
+                    self._start_checkpoint()
+                return result
         if self._executor is not None:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, self._core_transaction, work)
@@ -176,6 +249,12 @@ class Database:
         return await self._with_connection(_current)
 
     async def dispose(self) -> None:
+        if self._checkpoint is not None:
+            await asyncio.gather(self._checkpoint, return_exceptions=True)
+            self._checkpoint = None
+        if self._inline is not None:
+            self._inline.dispose()
+            self._inline = None
         if self._engine is not None:
             engine = self._engine
             if self._executor is not None:
