@@ -12,13 +12,13 @@ colliding on SQLite's single writer lock. On PostgreSQL it runs through the asyn
 On a SQLite file, ``run_core`` transactions (the turn's, a millisecond or two each) run on the
 event loop's own thread, on a connection of their own. On the database's thread every call
 into SQLite (each statement, each row fetched) let go of Python's interpreter lock and then
-waited to take it back from the event loop, which holds it while turns are busy: under 50
-concurrent conversations that thread spent more time waiting than working, and one worker
-served about 25% fewer replies a second (docs/benchmarks.md). That connection never waits
-for SQLite's write lock (``busy_timeout=0``): when another transaction holds it (a rollup, an
-import, an agent's action on the database's thread), the transaction is rolled back and run
-again on the database's thread, where it waits its turn without stopping the event loop. Nor
-does it copy the write-ahead log into the database file when it commits
+waited to take it back from the event loop, which holds it while turns are busy, and
+switched threads: under 50 concurrent conversations that handing over cost more than the
+work, and one worker served about a third fewer replies a second (docs/benchmarks.md). That
+connection never waits for SQLite's write lock (``busy_timeout=0``): when another transaction
+holds it (a rollup, an import, an agent's action on the database's thread), the transaction is
+rolled back and run again on the database's thread, where it waits its turn without stopping
+the event loop. Nor does it copy the write-ahead log into the database file when it commits
 (``wal_autocheckpoint=0``), which syncs the disk: the database's thread does that after every
 ``CHECKPOINT_EVERY`` such commits.
 
