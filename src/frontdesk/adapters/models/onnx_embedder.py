@@ -95,6 +95,7 @@ class OnnxEmbedder(Embedder):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
         self._pending: list[tuple[str, asyncio.Future[Vector]]] = []
         self._draining = False
+        self._drain_task: asyncio.Task[None] | None = None
         self._cache: OrderedDict[str, Vector] = OrderedDict()
         self._cache_size = cache_size
 
@@ -147,58 +148,39 @@ class OnnxEmbedder(Embedder):
         future: asyncio.Future[Vector] = loop.create_future()
         self._pending.append((text, future))
         if not self._draining:
-            # The batch goes to the encoder's thread now, not on a later turn of the event
-            # loop: a caller that starts this as a task and then runs a transaction on the
-            # loop's thread has the encoder working meanwhile.
             self._draining = True
-            self._next_batch(loop)
+            self._drain_task = loop.create_task(self._drain())
         vector = await future
         self._cache[key] = vector
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return vector
 
-    def _next_batch(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Send what is queued (up to MAX_BATCH) to the encoder's thread; when it is done,
-        the next batch goes, until the queue is empty."""
-        # Waiters that gave up (their turn needed no retrieval) cost nothing.
-        self._pending = [item for item in self._pending if not item[1].done()]
-        batch = self._pending[:MAX_BATCH]
-        del self._pending[:MAX_BATCH]
-        if not batch:
-            self._draining = False
-            return
+    async def _drain(self) -> None:
+        """Embed everything queued, in batches, until the queue is empty."""
+        loop = asyncio.get_running_loop()
         try:
-            job = loop.run_in_executor(self._executor, self.embed, [text for text, _ in batch])
-        except RuntimeError as exc:  # the encoder was closed
-            self._deliver(batch, exc)
-            self._next_batch(loop)
-            return
-        job.add_done_callback(lambda done: self._batch_done(loop, batch, done))
-
-    def _batch_done(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        batch: list[tuple[str, asyncio.Future[Vector]]],
-        job: asyncio.Future[Vector],
-    ) -> None:
-        if job.cancelled():  # the encoder was closed while it ran
-            for _, future in batch:
-                future.cancel()
-        elif (error := job.exception()) is not None:
-            self._deliver(batch, error)  # delivered to every waiter
-        else:
-            vectors = job.result()
-            for row, (_, future) in enumerate(batch):
-                if not future.done():
-                    future.set_result(vectors[row])
-        self._next_batch(loop)
-
-    @staticmethod
-    def _deliver(batch: list[tuple[str, asyncio.Future[Vector]]], error: BaseException) -> None:
-        for _, future in batch:
-            if not future.done():
-                future.set_exception(error)
+            while self._pending:
+                # Waiters that gave up (their turn needed no retrieval) cost nothing.
+                self._pending = [item for item in self._pending if not item[1].done()]
+                batch = self._pending[:MAX_BATCH]
+                del self._pending[:MAX_BATCH]
+                if not batch:
+                    break
+                try:
+                    vectors = await loop.run_in_executor(
+                        self._executor, self.embed, [text for text, _ in batch]
+                    )
+                except Exception as exc:  # delivered to every waiter
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for row, (_, future) in enumerate(batch):
+                    if not future.done():
+                        future.set_result(vectors[row])
+        finally:
+            self._draining = False
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
