@@ -134,11 +134,10 @@ async def test_that_the_write_ahead_log_is_checkpointed_on_the_database_thread(
     assert wal.exists()  # PASSIVE: the log file stays, to be reused from its start
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # SQLite's write lock
 async def test_that_turns_go_on_while_another_writer_holds_the_lock(
-    frontdesk: Frontdesk, client: httpx.AsyncClient, backend: str
+    frontdesk: Frontdesk, client: httpx.AsyncClient
 ) -> None:
-    if backend != "sqlite":
-        pytest.skip("SQLite's write lock")
     conversation = await open_conversation(client)
     path = frontdesk.db.url.database
     assert path is not None
