@@ -134,14 +134,12 @@ class Database:
         with keyring_in_use(self.keyring), self._sessions() as session, session.begin():
             return work(session)
 
-    def _core_transaction(self, work: CoreWork[T]) -> T:
-        assert self._engine is not None
-        with keyring_in_use(self.keyring), self._engine.begin() as connection:
-            return work(connection)
-
-    def _inline_transaction(self, work: CoreWork[T]) -> T:
-        assert self._inline is not None
-        with keyring_in_use(self.keyring), self._inline.begin() as connection:
+    def _core_transaction(self, work: CoreWork[T], engine: Engine | None = None) -> T:
+        """``work`` in one transaction on ``engine``: the database thread's by default, or the
+        event loop's (``self._inline``)."""
+        engine = engine or self._engine
+        assert engine is not None
+        with keyring_in_use(self.keyring), engine.begin() as connection:
             return work(connection)
 
     def _start_checkpoint(self) -> None:
@@ -191,11 +189,12 @@ class Database:
         if self._engine is None and self._async_engine is None:
             raise RuntimeError("the database is closed")
         if self._inline is not None:
-            # Let tasks already scheduled start first (a turn's query embedding goes to the
-            # encoder's thread and runs while this transaction does).
+            # Let tasks already scheduled take their next step first. A turn's query embedding
+            # then queues its batch, which the encoder's own task sends on the loop's next
+            # turn, so after this transaction, not during it (docs/benchmarks.md).
             await asyncio.sleep(0)
             try:
-                result = self._inline_transaction(work)
+                result = self._core_transaction(work, self._inline)
             except OperationalError as error:
                 if not _locked(error):
                     raise
