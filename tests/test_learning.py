@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import DEMO, SharedEmbedder
 from typer.testing import CliRunner
 
+from frontdesk.adapters.models.onnx_embedder import OnnxEmbedder
 from frontdesk.cli import app
 from frontdesk.learning.datasets import DatasetError, load_labelled
 from frontdesk.learning.intents import WEIGHTS, IntentModel, _choose_weight
@@ -127,7 +128,7 @@ def test_that_the_cli_trains_evaluates_lists_and_activates(tmp_path: Path) -> No
     report = json.loads(evaluated.stdout.strip().splitlines()[-1])
     for key in ("accuracy", "macro_f1", "in_scope_accuracy", "oos_precision", "oos_recall"):
         assert isinstance(report[key], float), key
-    assert report["model"] == {"name": "toy", "version": 1, "encoder": "all-MiniLM-L6-v2-int8"}
+    assert report["model"] == {"name": "toy", "version": 1, "encoder": OnnxEmbedder.name}
     table = runner.invoke(app, ["eval", "intents", str(data), "--name", "toy", *home])
     assert "most confused" in table.stdout or "accuracy" in table.stdout
     listed = runner.invoke(app, ["models", "list", *home])

@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     )
     retrieval_top_k: int = Field(default=5, ge=1, description="Passages kept after fusion.")
     embedding_threads: int = Field(
-        default=2, ge=1, description="onnxruntime intra-op threads for the sentence encoder."
+        default=1, ge=1, description="onnxruntime intra-op threads for the sentence encoder."
     )
     intent_model: str | None = Field(
         default=None,

@@ -36,7 +36,9 @@ def demo_settings(data_dir: Path | None = None, **overrides: object) -> Settings
 
 
 def ensure_demo_intents(settings: Settings, progress: Progress | None = None) -> bool:
-    """Train the demo store's intent model unless a version is active. True if trained."""
+    """Train the demo store's intent model unless an active version reads the vectors of
+    the built-in encoder. True if trained."""
+    from frontdesk.adapters.models.onnx_embedder import OnnxEmbedder
     from frontdesk.learning.datasets import load_labelled
     from frontdesk.learning.registry import ModelRegistry
     from frontdesk.learning.workflow import KIND, train_intents
@@ -44,7 +46,10 @@ def ensure_demo_intents(settings: Settings, progress: Progress | None = None) ->
 
     registry = ModelRegistry(settings.data_dir / "models")
     if registry.active_version(KIND, DEMO_INTENTS) is not None:
-        return False
+        meta = registry.get(KIND, DEMO_INTENTS).meta
+        if meta.get("encoder_file") or meta.get("encoder") == OnnxEmbedder.name:
+            return False
+        # Trained on an earlier built-in encoder (the service would refuse it): a new version.
     data = load_labelled(demo_store_dir() / "intents" / "train.csv")
     embedder = default_embedder(settings)
     try:

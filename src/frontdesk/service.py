@@ -275,11 +275,24 @@ class Frontdesk:
         from frontdesk.adapters.store import people
 
         rows = await self.db.run(lambda s: people.approved_answers(s, active_only=True))
-        usable = [r for r in rows if r.embedder == self.embedder.name]
-        self._approved = [Approved(r.id, r.question, r.answer, r.version) for r in usable]
+        embedder = self.embedder
+        stale = [r for r in rows if r.embedder != embedder.name]
+        if stale:
+            # Embedded by another encoder (an upgrade changed it): embedded again and stored,
+            # so that a question is never compared with a vector of another encoder.
+            vectors = await asyncio.to_thread(embedder.embed, [r.question for r in stale])
+            fresh = {
+                r.id: np.asarray(v, dtype=np.float32).tobytes()
+                for r, v in zip(stale, vectors, strict=True)
+            }
+            await self.db.run(lambda s: people.set_approved_embeddings(s, embedder.name, fresh))
+            for row in stale:
+                row.embedder, row.embedding = embedder.name, fresh[row.id]
+            log.info("%d approved answers embedded again with %s", len(stale), embedder.name)
+        self._approved = [Approved(r.id, r.question, r.answer, r.version) for r in rows]
         self._approved_vectors = (
-            np.vstack([np.frombuffer(r.embedding, dtype=np.float32) for r in usable])
-            if usable
+            np.vstack([np.frombuffer(r.embedding, dtype=np.float32) for r in rows])
+            if rows
             else None
         )
 

