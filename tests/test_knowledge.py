@@ -140,6 +140,10 @@ async def test_that_hybrid_retrieval_finds_the_right_article_first(
 ) -> None:
     passages = await frontdesk.retriever.search(question)
     assert passages[0].cite_id == article, [(p.cite_id, p.similarity) for p in passages]
+    # A turn works out the BM25 part while the question is embedded: the same ranking.
+    retriever, vector = frontdesk.retriever, await frontdesk.embedder.embed_one(question)
+    early = retriever.search_vector(question, vector, 5, retriever.lexical(question))
+    assert early == retriever.search_vector(question, vector, 5) == passages
 
 
 async def test_that_a_running_service_picks_up_an_ingest_made_by_another_process(

@@ -327,3 +327,17 @@ def test_that_the_n_gram_weight_is_the_most_accurate_and_ties_keep_both_heads() 
     dense = np.array([[0.9, 0.1], [0.55, 0.45], [0.7, 0.3], [0.1, 0.9]])
     lexical = np.array([[0.9, 0.1], [0.0, 1.0], [0.0, 1.0], [0.1, 0.9]])
     assert _choose_weight(dense, lexical, gold) == (0.2, 1.0)
+
+
+def test_that_the_ngram_head_worked_out_apart_gives_the_same_prediction(
+    demo_intents: Path, shared_embedder: SharedEmbedder
+) -> None:
+    """A turn runs the n-gram head while its question is embedded, then the dense head."""
+    from frontdesk.demo import DEMO_INTENTS
+
+    model = IntentModel.load(ModelRegistry(demo_intents).get("intents", DEMO_INTENTS).path)
+    texts = ["where is my order?", "tell me a joke", "can I pay with paypal"]
+    vectors = shared_embedder.embed(texts)
+    ngrams = model.ngram_probabilities(texts)
+    assert ngrams is not None and model.weight > 0
+    assert model.predict(texts, vectors, ngrams) == model.predict(texts, vectors)

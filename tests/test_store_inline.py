@@ -13,8 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import open_conversation, say
+from tests.conftest import SharedEmbedder, open_conversation, say
 
+from frontdesk.actions import conversations
 from frontdesk.adapters import crypto
 from frontdesk.adapters.store import database as database_module
 from frontdesk.adapters.store import repository as repo
@@ -150,3 +151,39 @@ async def test_that_turns_go_on_while_another_writer_holds_the_lock(
     holder.join()
     assert health.status_code == 200
     assert reply["replies"] and reply["replies"][0]["text"]
+
+
+async def test_that_the_question_is_embedded_while_the_message_is_stored(
+    frontdesk: Frontdesk, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The encoder's thread has the question before the turn's first transaction starts on
+    the loop's thread: the two run side by side, not one after the other."""
+    shared: SharedEmbedder = frontdesk.embedder  # type: ignore[assignment]  # the tests' own
+    encoder = shared.inner
+    question = "Do the wool hiking socks shrink in a hot wash?"
+    shared.memo.pop(question, None)  # embedded for real in each backend's run
+    encoder._cache.clear()
+    started = threading.Event()
+    embed = encoder.embed
+
+    def watched(texts: Any) -> Any:
+        started.set()
+        return embed(texts)
+
+    monkeypatch.setattr(encoder, "embed", watched)
+    receive = conversations._receive
+    waited: list[bool] = []
+
+    def store(*args: Any) -> Any:
+        # Blocks the loop's thread: the encoder can start now only if it was handed the
+        # question before this transaction began.
+        waited.append(started.wait(5))
+        return receive(*args)
+
+    monkeypatch.setattr(conversations, "_receive", store)
+    conversation = await open_conversation(client)
+    waited.clear()  # opening the conversation sent no customer message, but be sure
+    started.clear()
+    reply = await say(client, conversation, question)
+    assert waited == [True]
+    assert reply["replies"]

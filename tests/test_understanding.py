@@ -83,3 +83,67 @@ def test_that_the_understand_stage_picks_out_order_ids_products_and_options() ->
     found = {(e.kind, e.value) for e in seen.entities}
     assert {("order_id", "#W1234567"), ("product", "T-Shirt"), ("option", "color=blue"),
             ("option", "size=XL")} <= found  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hello there!",
+        "thanks, that's all. Have a nice day!",
+        "can I talk to a real person please",
+        "no thanks",
+        "THIS IS USELESS, where is order #W1234567??",
+        "I want to cancel my order, it's a legal matter",
+    ],
+)
+def test_that_understanding_from_a_reading_done_early_is_the_same(text: str) -> None:
+    """The turn reads the text while its question is embedded (``read``), then understands it
+    with the passages and the intent; the result is what understanding it at once gives."""
+    from tests.conftest import DEMO
+
+    from frontdesk.company.catalog import load_catalog
+    from frontdesk.company.guidelines import Guidelines
+    from frontdesk.learning.intents import Prediction
+    from frontdesk.pipeline.understand import read, understand
+
+    catalog, guidelines = load_catalog(DEMO), Guidelines()
+    earlier = ["where is my order?"]
+    for intent in (None, Prediction("thanks", 0.9, False), Prediction("oos", 0.4, True)):
+        at_once = understand(text, [], guidelines, intent=intent, earlier=earlier, catalog=catalog)
+        reading = read(text, guidelines, earlier=earlier, catalog=catalog)
+        early = understand(text, [], guidelines, intent=intent, reading=reading)
+        assert early == at_once
+    # A reading of other text, or under other guidelines, is not used.
+    other = read("hello there!", guidelines)
+    assert (
+        understand(text, [], guidelines, reading=other).mood
+        == understand(text, [], guidelines).mood
+    )
+    assert understand(text, [], Guidelines(), reading=read(text, guidelines)) == understand(
+        text, [], Guidelines()
+    )
+
+
+async def test_that_a_turn_scores_bm25_and_the_ngram_head_once_while_embedding(
+    smart_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from frontdesk.knowledge.retrieval import Retriever
+    from frontdesk.learning.intents import IntentModel
+
+    calls: list[str] = []
+    lexical, ngrams = Retriever._lexical, IntentModel.ngram_probabilities
+
+    def counted_lexical(self: Retriever, query: str) -> object:
+        calls.append("bm25")
+        return lexical(self, query)
+
+    def counted_ngrams(self: IntentModel, texts: list[str]) -> object:
+        calls.append("ngrams")
+        return ngrams(self, texts)
+
+    monkeypatch.setattr(Retriever, "_lexical", counted_lexical)
+    monkeypatch.setattr(IntentModel, "ngram_probabilities", counted_ngrams)
+    conversation = await open_conversation(smart_client)
+    reply = await say(smart_client, conversation, "How long do refunds take?")
+    assert sorted(calls) == ["bm25", "ngrams"]
+    assert reply["replies"][0]["citations"][0]["id"] == "refunds"

@@ -29,12 +29,14 @@ from frontdesk.core.types import (
     utcnow,
 )
 from frontdesk.flows import engine as flow_engine
+from frontdesk.knowledge.retrieval import Retriever
+from frontdesk.learning.intents import Floats
 from frontdesk.pipeline import context as context_stage
 from frontdesk.pipeline import privacy
 from frontdesk.pipeline.decide import Action, Decision, decide, overrides
 from frontdesk.pipeline.guard import Guarded, guard
 from frontdesk.pipeline.respond import Draft, respond
-from frontdesk.pipeline.understand import needs_knowledge, understand
+from frontdesk.pipeline.understand import Reading, needs_knowledge, read, understand
 from frontdesk.service import Frontdesk, Profile
 
 
@@ -293,6 +295,12 @@ async def do_receive_customer_message(
         if found.spans or not lookup or pseudonyms.could_be_name(text)
         else asyncio.ensure_future(fd.embedder.embed_one(understood))
     )
+    if early is not None:
+        # This turn of the loop runs embed_one up to its queue; the next, which run_core
+        # (SQLite) or the connection's checkout (PostgreSQL) yields before the transaction,
+        # runs the encoder's task, which hands the batch to its thread. So the question is
+        # embedded while the message is stored (tests/test_store_inline.py checks both).
+        await asyncio.sleep(0)
     try:
         async with fd.conversation_lock(conversation_id):
             received = await fd.db.run_core(
@@ -311,13 +319,17 @@ async def do_receive_customer_message(
             stored = received.message.text
             query = understood if stored == text else fd.understood(stored)
             vector = None
+            prepared = None
             if lookup:
-                vector = await (
-                    early
-                    if early is not None and query == understood
-                    else fd.embedder.embed_one(query)
-                )
-            decision, checked, meta, events = await _think(fd, received, vector, query)
+                if early is None or query != understood:
+                    if early is not None:
+                        early.cancel()  # the stored text differs from the typed one
+                    early = asyncio.ensure_future(fd.embedder.embed_one(query))
+                # While the encoder works (an embedding started here, for text that was
+                # pseudonymized, is only queued at the await below: no overlap then).
+                prepared = _prepare(fd, received, query)
+                vector = await early
+            decision, checked, meta, events = await _think(fd, received, vector, query, prepared)
             plan = None
             if checked.draft.handoff:
                 plan = HandoffPlan(
@@ -356,30 +368,68 @@ async def do_receive_customer_message(
     return _result(received, conversation, (reply,), started)
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """The parts of a turn that need the text but not its vector, worked out while the
+    encoder embeds it: the guidelines' patterns, mood and entities, the BM25 scores and the
+    intent model's n-gram head."""
+
+    profile: Profile
+    reading: Reading
+    retriever: Retriever  # the index the BM25 scores are of
+    lexical: Vector
+    ngrams: Floats | None
+
+
+def _earlier(received: _Received) -> list[str]:
+    return [m.text for m in received.history if m.role is Role.CUSTOMER]
+
+
+def _prepare(fd: Frontdesk, received: _Received, text: str) -> _Prepared:
+    profile = fd.profile_for(received.conversation.state)  # live, or its A/B variant
+    reading = read(
+        text,
+        profile.guidelines,
+        earlier=_earlier(received),
+        catalog=fd.catalog,
+        typed=received.message.text,
+    )
+    retriever = fd.retriever
+    ngrams = profile.intents.ngram_probabilities([text]) if profile.intents else None
+    return _Prepared(profile, reading, retriever, retriever.lexical(text), ngrams)
+
+
 async def _think(
-    fd: Frontdesk, received: _Received, vector: Vector | None, text: str
+    fd: Frontdesk,
+    received: _Received,
+    vector: Vector | None,
+    text: str,
+    prepared: _Prepared | None = None,
 ) -> tuple[Decision, Guarded, dict[str, Any], list[tuple[str, dict[str, Any]]]]:
     """context -> understand -> (flow step | decide -> respond) -> guard. Only a flow's tool
-    calls touch the database; everything else is in memory."""
+    calls touch the database; everything else is in memory. ``prepared``: :func:`_prepare`
+    of ``text``, done while its vector was computed."""
     settings = fd.settings
-    profile = fd.profile_for(received.conversation.state)  # live, or its A/B variant
+    profile = prepared.profile if prepared else fd.profile_for(received.conversation.state)
     guidelines = profile.guidelines
     context = context_stage.build(received.conversation, received.history, settings.history_turns)
     passages = []
     intent = None
     if vector is not None:
-        passages = fd.retriever.search_vector(text, vector, settings.retrieval_top_k)
+        lexical = prepared.lexical if prepared and prepared.retriever is fd.retriever else None
+        passages = fd.retriever.search_vector(text, vector, settings.retrieval_top_k, lexical)
         if profile.intents is not None:
-            intent = await profile.intents.predict_message(text, vector)
-    earlier = [m.text for m in received.history if m.role is Role.CUSTOMER]
+            ngrams = prepared.ngrams if prepared else None
+            intent = await profile.intents.predict_message(text, vector, ngrams)
     understanding = understand(
         text,
         passages,
         guidelines,
         intent=intent,
-        earlier=earlier,
+        earlier=_earlier(received),
         catalog=fd.catalog,
         typed=received.message.text,
+        reading=prepared.reading if prepared else None,
     )
     open_now = guidelines.working_hours.is_open(utcnow())
     # A request for a person, an answer to the offer of one, a sensitive topic or frustration

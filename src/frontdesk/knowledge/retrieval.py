@@ -124,12 +124,22 @@ class Retriever:
         top = float(scores.max())
         return scores / top if top > 0 else scores
 
-    def search_vector(self, query: str, vector: Vector, top_k: int = 5) -> list[Passage]:
-        """Chunks ranked by cosine similarity plus LEXICAL_WEIGHT times the scaled BM25 score."""
+    def lexical(self, query: str) -> Vector:
+        """The BM25 part of :meth:`search_vector`, which needs no vector: a turn works it out
+        while its question is embedded."""
+        return self._lexical(query)
+
+    def search_vector(
+        self, query: str, vector: Vector, top_k: int = 5, lexical: Vector | None = None
+    ) -> list[Passage]:
+        """Chunks ranked by cosine similarity plus LEXICAL_WEIGHT times the scaled BM25 score
+        (``lexical``: :meth:`lexical` of the same query on this index, if already known)."""
         if not self._chunks:
             return []
         similarities = self._vectors @ vector
-        fused = similarities + LEXICAL_WEIGHT * self._lexical(query)
+        if lexical is None or len(lexical) != len(self._chunks):
+            lexical = self._lexical(query)
+        fused = similarities + LEXICAL_WEIGHT * lexical
         order = np.argsort(-fused)[:top_k]
         return [
             Passage(

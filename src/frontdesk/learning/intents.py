@@ -136,28 +136,46 @@ class IntentModel:
         """The encoder whose vectors this model reads: its own, or ``shared``."""
         return shared if self.encoder_file is None else self._own()
 
-    async def predict_message(self, text: str, vector: Vector) -> Prediction:
+    async def predict_message(
+        self, text: str, vector: Vector, ngrams: Floats | None = None
+    ) -> Prediction:
         """The prediction for one message, given the shared encoder's ``vector`` of it (the
-        one retrieval uses). A model with its own fine-tuned encoder embeds the text again with
-        that: one more encoder pass per message, on the encoder's own thread and cache
-        (p50 about 7 ms on 2 cores with the int8 file, docs/benchmarks.md)."""
+        one retrieval uses) and, if already known, :meth:`ngram_probabilities` of ``text``. A
+        model with its own fine-tuned encoder embeds the text again with that: one more
+        encoder pass per message, on the encoder's own thread and cache (p50 about 7 ms on 2
+        cores with the int8 file, docs/benchmarks.md)."""
         if self.encoder_file is not None:
             vector = await self._own().embed_one(text)
-        return self.predict_one(text, vector)
+        return self.predict([text], vector, ngrams)[0]
+
+    def ngram_probabilities(self, texts: Sequence[str]) -> Floats | None:
+        """The character n-gram head's part of :meth:`probabilities`, which needs no vector
+        (None: the model does not use that head)."""
+        if self.lexical is None or self.weight <= 0:
+            return None
+        return self.lexical.probabilities(texts)
 
     def close(self) -> None:
         if self.own_encoder is not None:
             self.own_encoder.close()
 
-    def probabilities(self, texts: Sequence[str], vectors: Vector) -> Floats:
+    def probabilities(
+        self, texts: Sequence[str], vectors: Vector, ngrams: Floats | None = None
+    ) -> Floats:
+        """Calibrated probabilities of each label; ``ngrams``: :meth:`ngram_probabilities` of
+        ``texts``, if already known."""
         dense = _softmax(np.atleast_2d(vectors).astype(np.float64) @ self.coef.T + self.intercept)
         mixed = dense
-        if self.lexical is not None and self.weight > 0:
-            mixed = (1 - self.weight) * dense + self.weight * self.lexical.probabilities(texts)
+        if ngrams is None:
+            ngrams = self.ngram_probabilities(texts)
+        if ngrams is not None:
+            mixed = (1 - self.weight) * dense + self.weight * ngrams
         return _softmax(np.log(np.clip(mixed, 1e-12, None)) / self.temperature)
 
-    def predict(self, texts: Sequence[str], vectors: Vector) -> list[Prediction]:
-        probabilities = self.probabilities(texts, vectors)
+    def predict(
+        self, texts: Sequence[str], vectors: Vector, ngrams: Floats | None = None
+    ) -> list[Prediction]:
+        probabilities = self.probabilities(texts, vectors, ngrams)
         best = probabilities.argmax(axis=1)
         predictions = []
         for row, index in enumerate(best):

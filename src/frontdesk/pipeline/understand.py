@@ -114,6 +114,53 @@ def needs_knowledge(text: str, guidelines: Guidelines) -> bool:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What the text alone tells, before retrieval and the intent model: a turn works it out
+    while its question is being embedded (:func:`read`)."""
+
+    text: str
+    guidelines: Guidelines
+    wants_human: bool
+    affirmative: bool
+    negative: bool
+    greeting: bool
+    thanks: bool
+    goodbye: bool
+    mood: Mood
+    entities: tuple[Entity, ...]
+    sensitive: str | None
+
+
+def read(
+    text: str,
+    guidelines: Guidelines,
+    *,
+    earlier: Sequence[str] = (),
+    catalog: Catalog | None = None,
+    typed: str | None = None,
+) -> Reading:
+    """The guidelines' patterns, the mood and the entities of ``text``; ``typed`` is the
+    message before the spelling stage, if it differs."""
+    human, yes, no = _patterns(guidelines.escalation)
+    farewell = _small_talk(_GOODBYE, text)
+    return Reading(
+        text=text,
+        guidelines=guidelines,
+        wants_human=any(p.search(text) for p in human),
+        affirmative=bool(yes.search(text)),
+        negative=bool(no.search(text)),
+        greeting=_small_talk(_GREETING, text),
+        thanks=_small_talk(_THANKS, text) and not farewell,
+        goodbye=farewell,
+        mood=mood(text, earlier),
+        entities=tuple(extract(text, catalog)),
+        # A sensitive topic counts as understood and as typed (before spelling correction).
+        sensitive=guidelines.escalation.sensitive_topic(text)
+        or (guidelines.escalation.sensitive_topic(typed) if typed else None),
+    )
+
+
 def understand(
     text: str,
     passages: Sequence[Passage],
@@ -123,11 +170,14 @@ def understand(
     earlier: Sequence[str] = (),
     catalog: Catalog | None = None,
     typed: str | None = None,
+    reading: Reading | None = None,
 ) -> Understanding:
     """Read the (pseudonymized) text with the passages retrieved for it, the intent model's
     prediction (if any) and the customer's earlier messages; ``typed`` is the message before
-    the spelling stage, if it differs."""
-    human, yes, no = _patterns(guidelines.escalation)
+    the spelling stage, if it differs. ``reading``: :func:`read` of the same text and
+    guidelines, already done (its ``earlier``, ``catalog`` and ``typed`` are the ones used)."""
+    if reading is None or reading.text != text or reading.guidelines is not guidelines:
+        reading = read(text, guidelines, earlier=earlier, catalog=catalog, typed=typed)
     names = guidelines.intents
     confidence = passages[0].similarity if passages else 0.0
     said = (
@@ -137,21 +187,18 @@ def understand(
         and intent.confidence >= names.min_confidence
         else None
     )
-    farewell = _small_talk(_GOODBYE, text)
     return Understanding(
         passages=tuple(passages),
         confidence=max(0.0, min(1.0, confidence)),
-        wants_human=any(p.search(text) for p in human) or said == names.talk_to_human,
-        affirmative=bool(yes.search(text)) or said == names.affirm,
-        negative=bool(no.search(text)) or said == names.deny,
-        greeting=_small_talk(_GREETING, text) or said == names.greeting,
-        thanks=(_small_talk(_THANKS, text) or said == names.thanks) and not farewell,
-        goodbye=farewell or said == names.goodbye,
-        mood=mood(text, earlier),
+        wants_human=reading.wants_human or said == names.talk_to_human,
+        affirmative=reading.affirmative or said == names.affirm,
+        negative=reading.negative or said == names.deny,
+        greeting=reading.greeting or said == names.greeting,
+        thanks=(reading.thanks or said == names.thanks) and not reading.goodbye,
+        goodbye=reading.goodbye or said == names.goodbye,
+        mood=reading.mood,
         intent=intent,
         out_of_scope=intent is not None and intent.out_of_scope,
-        entities=tuple(extract(text, catalog)),
-        # A sensitive topic counts as understood and as typed (before spelling correction).
-        sensitive=guidelines.escalation.sensitive_topic(text)
-        or (guidelines.escalation.sensitive_topic(typed) if typed else None),
+        entities=reading.entities,
+        sensitive=reading.sensitive,
     )

@@ -189,9 +189,9 @@ class Database:
         if self._engine is None and self._async_engine is None:
             raise RuntimeError("the database is closed")
         if self._inline is not None:
-            # Let tasks already scheduled take their next step first. A turn's query embedding
-            # then queues its batch, which the encoder's own task sends on the loop's next
-            # turn, so after this transaction, not during it (docs/benchmarks.md).
+            # Let tasks already scheduled take their next step first: this transaction holds
+            # the loop's thread until it commits. Among them, the encoder's task hands a
+            # turn's question to its thread (do_receive_customer_message).
             await asyncio.sleep(0)
             try:
                 result = self._core_transaction(work, self._inline)
