@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from tests.conftest import DEMO, SharedEmbedder
 
+from frontdesk.adapters.store.tables import ChunkRow
 from frontdesk.config import Settings
+from frontdesk.core.ports import Embedder, Vector
 from frontdesk.knowledge.documents import KnowledgeError, load_folder, parse_markdown
 from frontdesk.service import Frontdesk
 
@@ -119,6 +123,48 @@ async def test_that_reingesting_embeds_only_what_changed_and_prunes_removed_arti
         assert {p.article_id for p in passages} == {"beta", "faq--do-tents-leak"}
         faq = await fd.retriever.search("do your tents leak")
         assert (faq[0].cite_id, faq[0].cite_title) == ("faq--do-tents-leak", "Do tents leak?")
+    finally:
+        await fd.close()
+
+
+class _Renamed(Embedder):
+    """The tests' encoder under another name: vectors of "another encoder"."""
+
+    def __init__(self, inner: SharedEmbedder, name: str) -> None:
+        self.inner, self.name, self.dimension = inner, name, inner.dimension
+
+    def embed(self, texts: Sequence[str]) -> Vector:
+        return self.inner.embed(texts)
+
+    async def embed_one(self, text: str) -> Vector:
+        return await self.inner.embed_one(text)
+
+
+async def test_that_articles_embedded_by_another_encoder_are_embedded_again(
+    tmp_path: Path, shared_embedder: SharedEmbedder
+) -> None:
+    """An upgrade that changes the encoder: the same help centre, unchanged, is embedded again
+    on the next ingest, and the index holds every chunk (it loads only the encoder's own)."""
+    folder = tmp_path / "kb"
+    _write(folder, "alpha.md", "# Alpha\n\nThe alpha article about tents and poles.")
+    _write(folder, "beta.md", "# Beta\n\nThe beta article about stoves and fuel.")
+    settings = Settings(data_dir=tmp_path / "data", secret_key="s")
+    earlier = Frontdesk(settings, embedder=_Renamed(shared_embedder, "an-earlier-encoder"))
+    await earlier.start()
+    try:
+        assert (await earlier.ingest(folder)).embedded == 2
+    finally:
+        await earlier.close()
+    fd = Frontdesk(settings, embedder=shared_embedder)
+    await fd.start()
+    try:
+        report = await fd.ingest(folder)
+        assert (report.embedded, report.unchanged_articles) == (2, 0)
+        names = await fd.db.run(lambda s: set(s.execute(select(ChunkRow.embedder)).scalars()))
+        assert names == {shared_embedder.name}
+        assert len(fd.retriever._chunks) == 2
+        assert (await fd.retriever.search("camping stoves"))[0].article_id == "beta"
+        assert (await fd.ingest(folder)).embedded == 0  # and only once
     finally:
         await fd.close()
 

@@ -40,6 +40,7 @@ class IngestReport:
 class _Stored:
     articles: dict[str, tuple[str, str, str]]  # id -> (content hash, source, title)
     vectors: dict[str, bytes]  # chunk hash -> embedding, for the current encoder
+    stale: set[str]  # articles with chunks of another encoder: embedded again
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,12 @@ def _read(session: Session, embedder_name: str) -> _Stored:
             )
         ).tuples()
     }
-    return _Stored(articles, vectors)
+    stale = set(
+        session.execute(
+            select(ChunkRow.article_id).where(ChunkRow.embedder != embedder_name).distinct()
+        ).scalars()
+    )
+    return _Stored(articles, vectors, stale)
 
 
 def _write(
@@ -133,7 +139,9 @@ async def ingest_documents(
     changed = [
         doc
         for doc in documents
-        if doc.id not in stored.articles or stored.articles[doc.id][0] != doc.content_hash
+        if doc.id not in stored.articles
+        or stored.articles[doc.id][0] != doc.content_hash
+        or doc.id in stored.stale  # the same text, but vectors of another encoder
     ]
     pending = [
         _Pending(doc, chunk.ord, chunk_hash(embedder.name, text), text)
