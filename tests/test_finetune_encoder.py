@@ -260,3 +260,34 @@ def test_that_without_the_extra_fine_tune_falls_back_to_the_heads_and_says_so(
     assert meta["fine_tuned_encoder"] is False and "encoder_file" not in meta
     with pytest.raises(finetune_encoder.TrainExtraMissing, match=r"frontdesk\[train\]"):
         finetune_encoder.require()
+
+
+@needs_extra
+def test_that_the_int8_export_keeps_the_float_vectors_and_does_not_depend_on_the_batch(
+    tmp_path: Path,
+) -> None:
+    import onnx
+
+    model = finetune_encoder.load_base()
+    exported = {}
+    for quantize in (False, True):
+        path = tmp_path / f"encoder-{quantize}.onnx"
+        sha, quantized = finetune_encoder.export_onnx(model, path, quantize=quantize)
+        assert quantized is quantize
+        exported[quantize] = OnnxEmbedder(path, sha256=sha, name=f"export-{quantize}")
+    ops = [node.op_type for node in onnx.load(str(tmp_path / "encoder-True.onnx")).graph.node]
+    assert ops.count("MatMulNBits") == 36 and "DynamicQuantizeLinear" not in ops
+    texts = [t for ts in EXAMPLES.values() for t in ts]
+    try:
+        floats, integers = exported[False].embed(texts), exported[True].embed(texts)
+        cosine = (floats * integers).sum(axis=1)
+        assert float(cosine.min()) > 0.99 and float(cosine.mean()) > 0.999
+        # A sentence's vector is the same alone as in a padded batch with a longer one (the
+        # dynamic quantization used before 2026-11-30 moved it by up to 0.03).
+        encoder = exported[True]
+        ids = [encoder._tokenizer.encode(text).ids for text in (texts[0], max(texts, key=len))]
+        alone, batched = encoder._run(ids[:1])[0], encoder._run(ids)[0]
+        assert float(np.abs(alone - batched).max()) < 1e-6
+    finally:
+        for encoder in exported.values():
+            encoder.close()

@@ -25,8 +25,10 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
@@ -75,9 +77,8 @@ def blockwise_int8(path: Path) -> tuple[bytes, int]:
     whole input, as ``DynamicQuantizeLinear`` has, moved vectors by up to 0.06 with their
     batch). The weights are the file's own: column ``n`` of ``W`` is stored as ``W + 128``
     in blocks of ``BLOCK`` rows, each with the column's scale."""
-    import numpy as np
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, numpy_helper
 
     model = onnx.load(str(path))
     graph = model.graph
@@ -85,7 +86,6 @@ def blockwise_int8(path: Path) -> tuple[bytes, int]:
     producer = {output: node for node in graph.node for output in node.output}
     nodes: list[onnx.NodeProto] = []
     packed: list[onnx.TensorProto] = []
-    rewritten = 0
     for node in graph.node:
         scaled = producer.get(node.input[1]) if node.op_type == "MatMul" else None
         cast = producer.get(scaled.input[0]) if scaled and scaled.op_type == "Mul" else None
@@ -95,34 +95,75 @@ def blockwise_int8(path: Path) -> tuple[bytes, int]:
             nodes.append(node)
             continue
         w = numpy_helper.to_array(weights)  # (K, N)
-        k, n = w.shape
         scale = numpy_helper.to_array(scales).astype(np.float32).reshape(-1)
-        if k % BLOCK or scale.shape != (n,):
+        nodes.append(_nbits(node, w, scale, f"{weights.name}/blocks", packed))
+    return _rebuilt(model, nodes, packed)
+
+
+def quantize_blockwise(path: Path) -> tuple[bytes, int]:
+    """The float graph of ``path`` with each ``MatMul(x, W)`` by a float weight matrix
+    quantized as :func:`blockwise_int8` runs the built-in file: ``W`` to int8 with one scale
+    per output column (symmetric, the largest weight of the column at 127), the activations
+    in blocks of ``BLOCK`` values of each row. How fine-tuned encoders are exported: like the
+    built-in one, a sentence's vector does not depend on the rest of its batch."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    model = onnx.load(str(path))
+    tensors = {t.name: t for t in model.graph.initializer}
+    nodes: list[onnx.NodeProto] = []
+    packed: list[onnx.TensorProto] = []
+    for node in model.graph.node:
+        weights = tensors.get(node.input[1]) if node.op_type == "MatMul" else None
+        if weights is None or weights.data_type != TensorProto.FLOAT or len(weights.dims) != 2:
             nodes.append(node)
             continue
-        blocks = k // BLOCK
-        stored = (w.T.astype(np.int16) + 128).astype(np.uint8).reshape(n, blocks, BLOCK)
-        name = f"{weights.name}/blocks"
-        packed += [
-            numpy_helper.from_array(stored, name),
-            numpy_helper.from_array(np.repeat(scale[:, None], blocks, axis=1), f"{name}/scales"),
-        ]
-        nodes.append(
-            helper.make_node(
-                "MatMulNBits",
-                [node.input[0], name, f"{name}/scales"],
-                list(node.output),
-                domain="com.microsoft",
-                K=k,
-                N=n,
-                bits=8,
-                block_size=BLOCK,
-                accuracy_level=4,  # int8 activations, integer arithmetic
-            )
-        )
-        rewritten += 1
+        w = numpy_helper.to_array(weights).astype(np.float32)  # (K, N)
+        largest = np.abs(w).max(axis=0)
+        scale = (np.where(largest > 0, largest, 1.0) / 127.0).astype(np.float32)
+        quantized = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
+        nodes.append(_nbits(node, quantized, scale, f"{weights.name}/blocks", packed))
+    return _rebuilt(model, nodes, packed)
+
+
+def _nbits(
+    node: Any, w: npt.NDArray[np.int8], scale: npt.NDArray[np.float32], name: str, packed: list[Any]
+) -> Any:
+    """``MatMulNBits`` in place of the MatMul ``node`` by int8 ``w`` (K, N) with column
+    ``scale``; its two tensors go to ``packed``. ``node`` itself when K is not a multiple of
+    ``BLOCK`` or the scales do not fit."""
+    from onnx import helper, numpy_helper
+
+    k, n = w.shape
+    if k % BLOCK or scale.shape != (n,):
+        return node
+    blocks = k // BLOCK
+    stored = (w.T.astype(np.int16) + 128).astype(np.uint8).reshape(n, blocks, BLOCK)
+    packed += [
+        numpy_helper.from_array(stored, name),
+        numpy_helper.from_array(np.repeat(scale[:, None], blocks, axis=1), f"{name}/scales"),
+    ]
+    return helper.make_node(
+        "MatMulNBits",
+        [node.input[0], name, f"{name}/scales"],
+        list(node.output),
+        domain="com.microsoft",
+        K=k,
+        N=n,
+        bits=8,
+        block_size=BLOCK,
+        accuracy_level=4,  # int8 activations, integer arithmetic
+    )
+
+
+def _rebuilt(model: Any, nodes: list[Any], packed: list[Any]) -> tuple[bytes, int]:
+    """``model`` with ``nodes`` and the ``packed`` tensors, what no output needs any more
+    dropped; its bytes and how many nodes are ``MatMulNBits``."""
+    from onnx import helper
+
+    graph = model.graph
     wanted = {output.name for output in graph.output}
-    kept: list[onnx.NodeProto] = []
+    kept = []
     for node in reversed(nodes):  # the graph is in topological order
         if any(output in wanted for output in node.output):
             kept.append(node)
@@ -134,6 +175,7 @@ def blockwise_int8(path: Path) -> tuple[bytes, int]:
     graph.initializer.extend(used + packed)
     if not any(opset.domain == "com.microsoft" for opset in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    rewritten = sum(node.op_type == "MatMulNBits" for node in kept)
     return model.SerializeToString(), rewritten
 
 
