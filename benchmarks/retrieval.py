@@ -51,7 +51,7 @@ async def run(data_dir: Path) -> dict[str, tuple[float, float]]:
             position[p.chunk_id] for p in retriever.search_vector(q, v, top_k=20)
         ],
         "dense only": lambda q, v: list(np.argsort(-(retriever._vectors @ v))[:20]),
-        "BM25 only": lambda q, v: list(np.argsort(-retriever._lexical(q))[:20]),
+        "BM25 only": lambda q, v: list(np.argsort(-retriever.lexical(q))[:20]),
     }
     results: dict[str, tuple[float, float]] = {}
     for name, rank in rankings.items():

@@ -131,7 +131,7 @@ async def test_that_a_turn_scores_bm25_and_the_ngram_head_once_while_embedding(
     from frontdesk.learning.intents import IntentModel
 
     calls: list[str] = []
-    lexical, ngrams = Retriever._lexical, IntentModel.ngram_probabilities
+    lexical, ngrams = Retriever.lexical, IntentModel.ngram_probabilities
 
     def counted_lexical(self: Retriever, query: str) -> object:
         calls.append("bm25")
@@ -141,7 +141,7 @@ async def test_that_a_turn_scores_bm25_and_the_ngram_head_once_while_embedding(
         calls.append("ngrams")
         return ngrams(self, texts)
 
-    monkeypatch.setattr(Retriever, "_lexical", counted_lexical)
+    monkeypatch.setattr(Retriever, "lexical", counted_lexical)
     monkeypatch.setattr(IntentModel, "ngram_probabilities", counted_ngrams)
     conversation = await open_conversation(smart_client)
     reply = await say(smart_client, conversation, "How long do refunds take?")

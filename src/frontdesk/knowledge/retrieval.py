@@ -108,8 +108,10 @@ class Retriever:
             vectors = np.zeros((0, embedder.dimension), dtype=np.float32)
         return cls(chunks, vectors, embedder)
 
-    def _lexical(self, query: str) -> Vector:
-        """BM25 score of every chunk for the query, scaled so the best is 1 (all 0: no match)."""
+    def lexical(self, query: str) -> Vector:
+        """BM25 score of every chunk for the query, scaled so the best is 1 (all 0: no match).
+        The part of :meth:`search_vector` that needs no vector: a turn works it out while its
+        question is embedded."""
         scores = np.zeros(len(self._chunks), dtype=np.float32)
         if self._bm25 is None:
             return scores
@@ -124,11 +126,6 @@ class Retriever:
         top = float(scores.max())
         return scores / top if top > 0 else scores
 
-    def lexical(self, query: str) -> Vector:
-        """The BM25 part of :meth:`search_vector`, which needs no vector: a turn works it out
-        while its question is embedded."""
-        return self._lexical(query)
-
     def search_vector(
         self, query: str, vector: Vector, top_k: int = 5, lexical: Vector | None = None
     ) -> list[Passage]:
@@ -138,7 +135,7 @@ class Retriever:
             return []
         similarities = self._vectors @ vector
         if lexical is None or len(lexical) != len(self._chunks):
-            lexical = self._lexical(query)
+            lexical = self.lexical(query)
         fused = similarities + LEXICAL_WEIGHT * lexical
         order = np.argsort(-fused)[:top_k]
         return [
