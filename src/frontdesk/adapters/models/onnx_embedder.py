@@ -133,7 +133,8 @@ def quantize_blockwise(path: Path) -> tuple[bytes, int]:
 def _symmetric_int8(
     w: npt.NDArray[np.float32], axis: int
 ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]:
-    """``w`` as int8 with one scale per slice along ``axis`` (the largest value at 127)."""
+    """``w`` as int8, the values along ``axis`` sharing one scale (their largest at 127):
+    ``axis`` 0 gives a scale per column, 1 a scale per row."""
     largest = np.abs(w).max(axis=axis)
     scale = (np.where(largest > 0, largest, 1.0) / 127.0).astype(np.float32)
     shaped = np.expand_dims(scale, axis)
