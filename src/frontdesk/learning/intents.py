@@ -142,8 +142,8 @@ class IntentModel:
         """The prediction for one message, given the shared encoder's ``vector`` of it (the
         one retrieval uses) and, if already known, :meth:`ngram_probabilities` of ``text``. A
         model with its own fine-tuned encoder embeds the text again with that: one more
-        encoder pass per message, on the encoder's own thread and cache (p50 about 7 ms on 2
-        cores with the int8 file, docs/benchmarks.md)."""
+        encoder pass per message, on the encoder's own thread and cache (p50 about 4.5 ms on
+        one thread with the int8 export, as the built-in encoder: docs/learning.md)."""
         if self.encoder_file is not None:
             vector = await self._own().embed_one(text)
         return self.predict([text], vector, ngrams)[0]
