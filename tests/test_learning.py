@@ -150,6 +150,30 @@ def test_that_the_cli_refuses_a_bad_file_without_registering_anything(tmp_path: 
     assert unknown.exit_code == 1 and "frontdesk train intents" in unknown.output
 
 
+def test_that_brackets_in_labels_and_paths_are_printed_as_they_are(tmp_path: Path) -> None:
+    """rich reads "[bold]" as a style and "[/b]" as a closing tag: printed through its
+    markup, the first vanished from the messages and the second ended the command with a
+    MarkupError traceback instead of the error."""
+    folder = tmp_path / "[bold]data"
+    folder.mkdir()
+    home = ["--data-dir", str(tmp_path / "d")]
+    for label in ("[/b]", "[bold]"):
+        one = _write(folder, "one.csv", f"text,label\nhi,{label}\nhello,{label}\n")
+        refused = runner.invoke(app, ["train", "intents", str(one), "--name", "toy", *home])
+        assert isinstance(refused.exception, SystemExit), refused.exception
+        assert refused.exit_code == 1
+        assert f"{one}: only 1 label(s) ({label})" in refused.output
+    data = _write(
+        folder, "toy.csv", TOY.replace("order_status", "[bold]order").replace("oos,", "[/b]x,")
+    )
+    trained = runner.invoke(app, ["train", "intents", str(data), "--name", "toy", *home])
+    assert trained.exit_code == 0, trained.output
+    shown = runner.invoke(app, ["eval", "intents", str(data), "--name", "toy", *home])
+    assert shown.exit_code == 0, shown.output
+    assert str(data) in shown.stdout
+    assert "[bold]order" in shown.stdout and "[/b]x" in shown.stdout
+
+
 def test_that_the_demo_store_intent_data_has_20_examples_per_intent() -> None:
     train = load_labelled(DEMO / "intents" / "train.csv")
     test = load_labelled(DEMO / "intents" / "test.csv")

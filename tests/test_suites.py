@@ -11,11 +11,11 @@ from tests.conftest import DEMO
 
 from frontdesk.config import Settings
 from frontdesk.pipeline.spelling import Speller
-from frontdesk.testing.cli import run_tests
-from frontdesk.testing.counterfactual import compare, variants
+from frontdesk.testing.cli import _show, out, run_tests
+from frontdesk.testing.counterfactual import compare, show, variants
 from frontdesk.testing.report import compare as compare_reports
 from frontdesk.testing.report import render
-from frontdesk.testing.runner import Outcome
+from frontdesk.testing.runner import CaseResult, Failure, Outcome
 from frontdesk.testing.suites import SuiteError, parse_suite
 
 PASSING = """
@@ -91,6 +91,37 @@ def test_that_a_test_file_mistake_is_named() -> None:
     assert "t.yaml" in str(error.value) and "sey" in str(error.value)
     with pytest.raises(SuiteError, match="not valid YAML"):
         parse_suite("conversations: [", "t.yaml")
+
+
+def test_that_results_are_printed_as_they_are_with_their_brackets() -> None:
+    """Case names, customer messages and variant names go to the console without rich's
+    markup: "[bold]" would have vanished, "[/b]" raised, and the variant name after each
+    counterfactual change ("[typo]") was dropped."""
+    result = CaseResult(
+        file="tests/[bold]x.yaml",
+        name="asks for [bold]",
+        failures=[Failure(1, "where is [/b] my order", "intent", "[x]", "[y]")],
+    )
+    report = {
+        "axes": {"typo": {"changed": 1, "variants": 2, "rate": 0.5, "cases": [
+            {"conversation": "asks for [bold]", "variant": "typo", "change": "intent [a] -> [b]"}
+        ]}},
+        "names_and_pronouns_changed": 0, "phrasing_rate": 0.0, "targets_met": True,
+    }  # fmt: skip
+    with out.capture() as captured:
+        _show(result)
+        show(out, report)
+    printed = captured.get()
+    expected = [
+        "FAIL asks for [bold]",
+        "[bold]x.yaml",
+        "'where is [/b] my order'",
+        "expected '[x]'",
+        "'[y]'",
+        "asks for [bold] [typo]: intent [a] -> [b]",
+    ]
+    for text in expected:
+        assert text in printed, text
 
 
 def test_that_variants_never_touch_identifiers() -> None:

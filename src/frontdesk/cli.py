@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.text import Text
 
 from frontdesk import __version__
 from frontdesk.adapters.store.shop import StoreDataError
 from frontdesk.cli_common import CompanyOpt, DataDirOpt, _settings, _with_service
-from frontdesk.cli_learning import ProgressBar
+from frontdesk.cli_learning import ProgressBar, console, error
 from frontdesk.company.guidelines import GuidelinesError
 from frontdesk.config import Settings
 from frontdesk.flows.definition import FlowError
@@ -27,7 +27,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console(stderr=True, soft_wrap=True)
 
 
 async def _ingest(settings: Settings, folder: Path) -> None:
@@ -65,7 +64,7 @@ def ingest(
     try:
         asyncio.run(_ingest(settings, path))
     except CompanyFileError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error(exc)
         raise typer.Exit(1) from exc
 
 
@@ -90,7 +89,7 @@ def serve(
     try:
         _run_server(settings, host, port)
     except CompanyFileError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error(exc)
         raise typer.Exit(1) from exc
 
 
@@ -132,7 +131,7 @@ def demo(
         try:
             asyncio.run(_simulate(settings, simulate, weeks, seed))
         except CompanyFileError as exc:
-            console.print(f"[red]error:[/red] {exc}")
+            error(exc)
             raise typer.Exit(1) from exc
     if simulate_only:
         return
@@ -186,8 +185,11 @@ async def _chat(settings: Settings) -> None:
     try:
         conversation = await do_create_conversation(fd, "cli")
         console.print(
-            f"[bold]{fd.guidelines.assistant_name}[/bold]: {fd.guidelines.texts.greeting}\n"
-            "[dim](empty line or Ctrl-D to quit)[/dim]"
+            Text.assemble(
+                (fd.guidelines.assistant_name, "bold"),
+                f": {fd.guidelines.texts.greeting}\n",
+                ("(empty line or Ctrl-D to quit)", "dim"),
+            )
         )
         while True:
             try:
@@ -199,15 +201,15 @@ async def _chat(settings: Settings) -> None:
             try:
                 result = await do_receive_customer_message(fd, conversation.id, text, None)
             except (InvalidMessage, MessageTooLong) as exc:
-                console.print(f"[red]{exc}[/red]")
+                console.print(str(exc), style="red")
                 continue
             for reply in result.replies:
                 sources = ", ".join(c.title for c in reply.citations)
                 print(f"{fd.guidelines.assistant_name}> {reply.text}")
                 if sources:
-                    console.print(f"[dim]  source: {sources}  ({result.server_ms:.1f} ms)[/dim]")
+                    console.print(f"  source: {sources}  ({result.server_ms:.1f} ms)", style="dim")
             if result.handoff:
-                console.print("[yellow](handed over to a person)[/yellow]")
+                console.print("(handed over to a person)", style="yellow")
     finally:
         await fd.close()
 
@@ -261,7 +263,7 @@ def store_import(company: CompanyOpt = None, data_dir: DataDirOpt = None) -> Non
 
     settings = _settings(company, data_dir)
     if settings.company_dir is None or not (settings.company_dir / "data" / "db.json").exists():
-        console.print("[red]error:[/red] the company folder has no data/db.json to import")
+        error("the company folder has no data/db.json to import")
         raise typer.Exit(1)
 
     async def run() -> dict[str, int] | None:
@@ -275,7 +277,7 @@ def store_import(company: CompanyOpt = None, data_dir: DataDirOpt = None) -> Non
     try:
         counts = asyncio.run(run())
     except CompanyFileError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error(exc)
         raise typer.Exit(1) from exc
     assert counts is not None
     console.print(
@@ -314,7 +316,7 @@ def users_add(
             _with_service(settings, lambda fd: do_add_user(fd, email, name, role, password))
         )
     except (AccountError, *CompanyFileError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error(exc)
         raise typer.Exit(1) from exc
     console.print(f"added {user.role} {user.email}")
 
@@ -363,7 +365,7 @@ def test_suites(
     try:
         ok = asyncio.run(run_tests(settings, paths, junit_path, counterfactual, report_json))
     except CompanyFileError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error(exc)
         raise typer.Exit(2) from exc
     raise typer.Exit(0 if ok else 1)
 
@@ -388,7 +390,7 @@ def _eval_report(
     try:
         page, _ = asyncio.run(make_report(settings, out, counterfactual))
     except (SuiteError, *CompanyFileError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error(exc)
         raise typer.Exit(1) from exc
     console.print(f"report: {page}")
 
@@ -440,15 +442,15 @@ def release(
             )
         )
     except (ReleaseError, *CompanyFileError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error(exc)
         raise typer.Exit(2) from exc
     if verdict.accepted:
         done = (
             "judged only (--dry-run)" if dry_run else "installed: " + ", ".join(verdict.installed)
         )
-        console.print(f"[green]release accepted[/green]; {done}")
+        console.print(Text.assemble(("release accepted", "green"), f"; {done}"))
     else:
-        console.print("[red]release refused[/red]:")
+        console.print(Text.assemble(("release refused", "red"), ":"))
         for reason in verdict.reasons:
             console.print(f"  - {reason}")
     console.print(f"report: {verdict.report}")
@@ -495,7 +497,7 @@ def flows(company: CompanyOpt = None) -> None:
     try:
         found = load_flows(settings.company_dir)
     except FlowError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error(exc)
         raise typer.Exit(1) from exc
     if not found:
         console.print("no flows (the company folder has no flows/*.yaml)")

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from frontdesk.cli_common import CompanyOpt, DataDirOpt, _settings, _with_service
-from frontdesk.cli_learning import ProgressBar, console
+from frontdesk.cli_learning import ProgressBar, console, error, say
 
 analytics_app = typer.Typer(
     help="KPIs: roll events up into counts, read the KPIs against their targets.",
@@ -66,14 +67,14 @@ def rollup(
     try:
         report, raised = asyncio.run(_with_service(settings, work))
     except CompanyFileError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error(exc)
         raise typer.Exit(1) from exc
     console.print(
         f"rolled up {report.events} events of {report.conversations} conversations in "
         f"{report.batches} batches (cursor at event {report.cursor})"
     )
     for alert in raised:
-        console.print(f"[yellow]alert:[/yellow] {describe(alert)}")
+        say("alert:", "yellow", describe(alert))
 
 
 @analytics_app.command("kpis")
@@ -95,7 +96,7 @@ def show_kpis(
         last = date.fromisoformat(end) if end else None
         first = date.fromisoformat(start) if start else None
     except ValueError as exc:
-        console.print(f"[red]error:[/red] dates are YYYY-MM-DD: {exc}")
+        error(f"dates are YYYY-MM-DD: {exc}")
         raise typer.Exit(2) from exc
 
     async def work(fd: Any) -> dict[str, Any]:
@@ -108,7 +109,7 @@ def show_kpis(
     try:
         found = asyncio.run(_with_service(settings, work))
     except kpis.RangeError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error(exc)
         raise typer.Exit(2) from exc
     if as_json:
         print(json.dumps(found, indent=2))
@@ -134,7 +135,7 @@ experiments_app = typer.Typer(
 
 
 def _experiment_error(exc: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}")
+    error(exc)
     return typer.Exit(1)
 
 
@@ -228,9 +229,9 @@ def experiments_stop(
     if promotion:
         if promotion["accepted"]:
             installed = ", ".join(promotion["installed"]) or "nothing to change"
-            console.print(f"[green]promoted[/green]: {installed}")
+            console.print(Text.assemble(("promoted", "green"), f": {installed}"))
         else:
-            console.print("[red]promotion refused[/red]:")
+            console.print(Text.assemble(("promotion refused", "red"), ":"))
             for reason in promotion["reasons"]:
                 console.print(f"  - {reason}")
         if promotion.get("report"):
@@ -264,6 +265,6 @@ def reviews_save_test(
             _with_service(settings, lambda fd: do_save_review_test(fd, review_id, to))
         )
     except ReviewError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error(exc)
         raise typer.Exit(1) from exc
     console.print(f"saved as a regression test in {saved}")

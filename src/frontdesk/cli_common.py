@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from frontdesk.cli_learning import console
+from frontdesk.cli_learning import say
 from frontdesk.config import Settings
 
 CompanyOpt = Annotated[
@@ -35,7 +35,7 @@ def _settings(company: Path | None = None, data_dir: Path | None = None) -> Sett
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except Exception as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
+        say("configuration error:", "red", exc)
         raise typer.Exit(2) from exc
 
 

@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 
 from frontdesk.cli_common import CompanyOpt, DataDirOpt, _settings, _with_service
-from frontdesk.cli_learning import console, out
+from frontdesk.cli_learning import console, error, out, say
 
 customers_app = typer.Typer(
     help="A customer's data: export everything held about them (JSON), or erase it.",
@@ -46,7 +46,7 @@ def _via() -> str:
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}")
+    error(exc)
     return typer.Exit(1)
 
 
@@ -129,9 +129,11 @@ def erase(
     for what, count in erased.files.items():
         console.print(f"  {what:36} {count}")
     if erased.wal_truncated is False:
-        console.print(
-            "[yellow]warning:[/yellow] the SQLite write-ahead log was busy (is the service "
-            "running?); it still holds old copies of the erased pages until its next checkpoint"
+        say(
+            "warning:",
+            "yellow",
+            "the SQLite write-ahead log was busy (is the service running?); it still holds "
+            "old copies of the erased pages until its next checkpoint",
         )
 
 

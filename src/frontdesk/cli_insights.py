@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from frontdesk.cli_common import CompanyOpt, DataDirOpt, _settings, _with_service
-from frontdesk.cli_learning import console
+from frontdesk.cli_learning import error
 
 insights_app = typer.Typer(
     help="Customer insights: topics, top questions, pain points, low CSAT, knowledge gaps.",
@@ -42,7 +42,7 @@ def _run(company: Path | None, data_dir: Path | None, work: Callable[[Any], Awai
     try:
         return asyncio.run(_with_service(settings, work))
     except (InsightsError, *CompanyFileError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error(exc)
         raise typer.Exit(1) from exc
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from frontdesk.cli_common import CompanyOpt, DataDirOpt, _settings, _with_service
-from frontdesk.cli_learning import ProgressBar, console, out
+from frontdesk.cli_learning import ProgressBar, console, error, out
 
 keys_app = typer.Typer(
     help="Encryption keys: list them, rotate to a new one, retire an old one.",
@@ -27,7 +28,7 @@ def _run(company: Path | None, data_dir: Path | None, work: Any) -> Any:
     try:
         return asyncio.run(_with_service(settings, work))
     except (KeysError, KeyringError, *CompanyFileError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        error(exc)
         raise typer.Exit(1) from exc
 
 
@@ -55,8 +56,9 @@ def keys_list(company: CompanyOpt = None, data_dir: DataDirOpt = None) -> None:
         total = sum(unknown.values())
         where = ", ".join(f"{name} {count}" for name, count in sorted(unknown.items()))
         out.print(
-            f"[yellow]{total} values are sealed under no key listed here[/yellow] ({where})",
-            highlight=False,
+            Text.assemble(
+                (f"{total} values are sealed under no key listed here", "yellow"), f" ({where})"
+            )
         )
 
 
@@ -106,12 +108,10 @@ def keys_rotate(
     if not report.complete:
         left = ", ".join(f"{n} {c}" for n, c in sorted(report.remaining.items()))
         unreadable = sum(report.unreadable.values())
-        console.print(
-            f"[red]error:[/red] values are still sealed under other keys ({left}); "
-            f"{unreadable} of them do not open with the keys this command holds. Run "
-            "`frontdesk keys list`, and `frontdesk keys rotate --no-new-key` again once every "
-            "service reads the key file",
-            highlight=False,
+        error(
+            f"values are still sealed under other keys ({left}); {unreadable} of them do not "
+            "open with the keys this command holds. Run `frontdesk keys list`, and "
+            "`frontdesk keys rotate --no-new-key` again once every service reads the key file"
         )
         raise typer.Exit(1)
     old = [k for k in report.previous if k != report.key_id]

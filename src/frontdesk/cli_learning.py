@@ -9,14 +9,17 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from frontdesk.config import Settings
 
-console = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
+# Markup is off: the lines carry file names, labels, names and texts from the company's
+# data, where rich would read "[bold]" as a style (and drop it) and "[/x]" as a closing
+# tag (and raise). Coloured words are Text spans: see say().
+console = Console(stderr=True, soft_wrap=True, markup=False)
+out = Console(soft_wrap=True, markup=False)
 
 train_app = typer.Typer(
     help="Train models on the company's own labelled data.", no_args_is_help=True
@@ -71,8 +74,17 @@ class ProgressBar:
         self.progress.update(self.tasks[what], completed=done, total=total)
 
 
+def say(label: str, style: str, message: object = None, *, to: Console = console) -> None:
+    """``label`` in ``style``, then ``message`` exactly as it is (on stderr by default)."""
+    to.print(Text.assemble((label, style), "" if message is None else f" {message}"))
+
+
+def error(message: object) -> None:
+    say("error:", "red", message)
+
+
 def _fail(exc: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}")
+    error(exc)
     return typer.Exit(1)
 
 
@@ -89,7 +101,8 @@ def train_intents_command(
         bool,
         typer.Option(
             "--fine-tune",
-            help="Fine-tune the sentence encoder too (needs the frontdesk[train] extra; "
+            # The backslash: --help is rendered with rich markup, which would drop "[train]".
+            help="Fine-tune the sentence encoder too (needs the frontdesk\\[train] extra; "
             "minutes on a CPU). Without the extra, trains the heads only and says so.",
         ),
     ] = False,
@@ -137,7 +150,7 @@ def train_intents_command(
                 progress=bar,
                 fine_tune=fine_tune,
                 epochs=epochs,
-                notice=lambda line: console.print(f"[yellow]notice:[/yellow] {escape(line)}"),
+                notice=lambda line: say("notice:", "yellow", line),
                 unlabelled=messages,
             )
     except (DatasetError, RegistryError) as exc:
@@ -179,7 +192,7 @@ def _print_report(report: dict[str, Any]) -> None:
     def pct(value: float | None) -> str:
         return "-" if value is None else f"{100 * value:.2f}%"
 
-    out.print(f"[bold]{report['data']}[/bold]: {report['examples']} examples")
+    out.print(Text.assemble((report["data"], "bold"), f": {report['examples']} examples"))
     summary = Table(show_header=False, box=None)
     for key in (
         "accuracy",
@@ -282,7 +295,7 @@ def models_list(data_dir: DataDirOpt = None) -> None:
         )
     out.print(table)
     for note in notes:
-        out.print(escape(note))
+        out.print(note)
 
 
 @models_app.command("activate")

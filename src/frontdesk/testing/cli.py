@@ -9,19 +9,23 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from frontdesk.config import Settings
 from frontdesk.testing.runner import CaseResult, Workspace, junit
 from frontdesk.testing.suites import SuiteError, load_suites
 
-out = Console(highlight=False, soft_wrap=True)
+# Markup off: case names, customer messages and errors are printed as they are (rich would
+# read "[...]" in them as styles); colours are Text spans.
+out = Console(highlight=False, soft_wrap=True, markup=False)
 
 
 def _show(result: CaseResult) -> None:
-    mark = "[green]PASS[/green]" if result.passed else "[red]FAIL[/red]"
-    out.print(f"{mark} {result.name}  [dim]{Path(result.file).name}, {result.seconds:.1f} s[/dim]")
+    mark = ("PASS", "green") if result.passed else ("FAIL", "red")
+    where = (f"{Path(result.file).name}, {result.seconds:.1f} s", "dim")
+    out.print(Text.assemble(mark, f" {result.name}  ", where))
     if result.error:
-        out.print(f"     [red]error:[/red] {result.error}")
+        out.print(Text.assemble("     ", ("error:", "red"), f" {result.error}"))
     for failure in result.failures:
         out.print(f"     turn {failure.turn}: {failure.said!r}")
         out.print(f"       {failure.check}: expected {failure.expected!r}")
@@ -62,12 +66,12 @@ async def run_tests(
     try:
         cases = load_suites(paths)
     except SuiteError as error:
-        out.print(f"[red]error:[/red] {error}")
+        out.print(Text.assemble(("error:", "red"), f" {error}"))
         return False
     started = time.perf_counter()
     embedder = default_embedder(settings)
     workspace = await Workspace.prepare(
-        settings, embedder, lambda line: out.print(f"[dim]{line}[/dim]")
+        settings, embedder, lambda line: out.print(line, style="dim")
     )
     try:
         results = []
@@ -79,12 +83,14 @@ async def run_tests(
         failed = len(facts["failed"])
         colour = "red" if failed else "green"
         out.print(
-            f"[{colour}]{facts['passed']} passed, {failed} failed[/{colour}] "
-            f"({facts['turns']} turns in {time.perf_counter() - started:.0f} s)"
+            Text.assemble(
+                (f"{facts['passed']} passed, {failed} failed", colour),
+                f" ({facts['turns']} turns in {time.perf_counter() - started:.0f} s)",
+            )
         )
         if junit_path is not None:
             junit(results, junit_path)
-            out.print(f"[dim]JUnit XML: {junit_path}[/dim]")
+            out.print(f"JUnit XML: {junit_path}", style="dim")
         ok = failed == 0
         report: dict[str, Any] = {"suite": facts}
         if counterfactual:
@@ -138,7 +144,7 @@ async def gather_report(settings: Settings, with_counterfactual: bool) -> dict[s
     report = new_report(str(company))
     embedder = default_embedder(settings)
     workspace = await Workspace.prepare(
-        settings, embedder, lambda line: out.print(f"[dim]{line}[/dim]")
+        settings, embedder, lambda line: out.print(line, style="dim")
     )
     try:
         test_csv = company / "intents" / "test.csv"

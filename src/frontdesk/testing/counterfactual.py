@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from frontdesk.testing.runner import CaseResult, Outcome, Workspace
 from frontdesk.testing.suites import Conversation
@@ -189,7 +190,7 @@ async def run_counterfactual(
 
 
 def show(out: Console, report: dict[str, Any]) -> None:
-    out.print("\n[bold]Counterfactual checks[/bold] (outcome changes per axis)")
+    out.print(Text.assemble("\n", ("Counterfactual checks", "bold"), " (outcome changes per axis)"))
     for axis, entry in report["axes"].items():
         out.print(
             f"  {axis:12} {entry['changed']:3} of {entry['variants']:3} variants changed "
@@ -200,6 +201,7 @@ def show(out: Console, report: dict[str, Any]) -> None:
     ok = report["targets_met"]
     colour = "green" if ok else "red"
     out.print(
-        f"[{colour}]names and pronouns: {report['names_and_pronouns_changed']} changes "
-        f"(target 0); phrasing: {report['phrasing_rate']:.1%} (target <= 2%)[/{colour}]"
+        f"names and pronouns: {report['names_and_pronouns_changed']} changes "
+        f"(target 0); phrasing: {report['phrasing_rate']:.1%} (target <= 2%)",
+        style=colour,
     )
