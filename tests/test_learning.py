@@ -174,6 +174,30 @@ def test_that_brackets_in_labels_and_paths_are_printed_as_they_are(tmp_path: Pat
     assert "[bold]order" in shown.stdout and "[/b]x" in shown.stdout
 
 
+def test_that_eval_names_the_labels_the_model_never_learned(tmp_path: Path) -> None:
+    home = ["--data-dir", str(tmp_path / "d")]
+    data = _write(tmp_path, "toy.csv", TOY)
+    assert (
+        runner.invoke(app, ["train", "intents", str(data), "--name", "toy", *home]).exit_code == 0
+    )
+    newer = _write(
+        tmp_path,
+        "newer.csv",
+        "text,label\nwhere is my parcel,order_status\nmy money back please,refund\n"
+        "refund me,refund\ncan i pay with paypal,payment\nwhat's the weather,oos\n",
+    )
+    evaluated = runner.invoke(
+        app, ["eval", "intents", str(newer), "--name", "toy", "--json", *home]
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    report = json.loads(evaluated.stdout)
+    assert report["unknown_labels"] == {"payment": 1, "refund": 2}
+    assert "2 label(s) of" in evaluated.stderr and "(payment, refund)" in evaluated.stderr
+    assert "their 3 example(s) can only count as errors" in evaluated.stderr
+    same = runner.invoke(app, ["eval", "intents", str(data), "--name", "toy", "--json", *home])
+    assert json.loads(same.stdout)["unknown_labels"] == {} and "notice" not in same.stderr
+
+
 def test_that_the_demo_store_intent_data_has_20_examples_per_intent() -> None:
     train = load_labelled(DEMO / "intents" / "train.csv")
     test = load_labelled(DEMO / "intents" / "test.csv")

@@ -253,6 +253,15 @@ def eval_intents_command(
         embedder.close()
         model.close()
     report["model"] = {"name": name, "version": chosen.version, "encoder": model.encoder}
+    unknown = report["unknown_labels"]
+    if unknown:
+        examples = sum(unknown.values())
+        say(
+            "notice:",
+            "yellow",
+            f"{len(unknown)} label(s) of {data} are not among the model's "
+            f"({', '.join(unknown)}): their {examples} example(s) can only count as errors",
+        )
     if as_json:
         print(json.dumps(report))
     else:

@@ -189,7 +189,9 @@ def evaluate_intents(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Scores of ``model`` on ``data``; its vectors come from its own encoder if it has one,
-    else from ``embedder`` (the one it was trained on)."""
+    else from ``embedder`` (the one it was trained on). ``unknown_labels``: the labels of
+    ``data`` that the model was not trained on (the out-of-scope label aside), with their
+    numbers of examples; the model can only get those examples wrong."""
     if model.encoder_file is None and model.encoder != embedder.name:
         raise DatasetError(
             f"the model was trained on encoder {model.encoder!r}, this service runs "
@@ -199,7 +201,14 @@ def evaluate_intents(
     started = time.perf_counter()
     predictions = model.predict(list(data.texts), vectors)
     head_ms = (time.perf_counter() - started) * 1000 / max(len(data), 1)
-    result = evaluate(predictions, list(data.labels), oos_label or model.oos_label)
+    oos = oos_label or model.oos_label
+    result = evaluate(predictions, list(data.labels), oos)
+    known = set(model.labels)
+    result["unknown_labels"] = {
+        label: count
+        for label, count in sorted(data.counts().items())
+        if label not in known and label != oos
+    }
     result["data"] = data.source
     result["head_ms_per_message"] = round(head_ms, 4)
     return result
