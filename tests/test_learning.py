@@ -327,6 +327,34 @@ def test_that_a_large_unlabelled_file_and_no_out_of_scope_examples_are_said(
     assert trained.version.meta["unlabelled"]["examples"] == 4
 
 
+def test_that_a_text_given_two_labels_is_said(
+    tmp_path: Path, shared_embedder: SharedEmbedder
+) -> None:
+    clashing = TOY + "Where is my  PARCEL,return_item,c\nstart a return for me,oos,c\n"
+    notices: list[str] = []
+    trained = train_intents(
+        ModelRegistry(tmp_path / "models"),
+        shared_embedder,
+        load_labelled(_write(tmp_path, "toy.csv", clashing)),
+        "toy",
+        notice=notices.append,
+    )
+    assert notices == [
+        f"2 text(s) of {tmp_path / 'toy.csv'} have more than one label, such as 'where is my "
+        "parcel' (order_status, return_item): the model can learn only one of them"
+    ]
+    assert trained.version.meta["conflicting_texts"] == 2
+    notices.clear()
+    train_intents(
+        ModelRegistry(tmp_path / "models"),
+        shared_embedder,
+        load_labelled(_write(tmp_path, "toy.csv", TOY)),
+        "toy",
+        notice=notices.append,
+    )
+    assert notices == []
+
+
 def test_that_the_cli_trains_with_unlabelled_messages_and_refuses_a_bad_file(
     tmp_path: Path,
 ) -> None:

@@ -35,6 +35,17 @@ class Labelled:
     def counts(self) -> Counter[str]:
         return Counter(self.labels)
 
+    def conflicts(self) -> dict[str, list[str]]:
+        """Texts given more than one label (compared without case and extra spaces), each
+        with its labels: no model can learn both."""
+        seen: dict[str, set[str]] = {}
+        first: dict[str, str] = {}
+        for text, label in zip(self.texts, self.labels, strict=True):
+            key = " ".join(text.casefold().split())
+            seen.setdefault(key, set()).add(label)
+            first.setdefault(key, text)
+        return {first[k]: sorted(v) for k, v in seen.items() if len(v) > 1}
+
     def digest(self) -> str:
         """A hash of the exact examples, stored with every model trained on them."""
         sha = hashlib.sha256()

@@ -87,6 +87,13 @@ def train_intents(
             "will be learned as one of the intents; add out-of-scope examples if the messages "
             "include questions of no intent"
         )
+    conflicts = data.conflicts()
+    if conflicts and notice:
+        text, labels = next(iter(conflicts.items()))
+        notice(
+            f"{len(conflicts)} text(s) of {data.source} have more than one label, such as "
+            f"{text!r} ({', '.join(labels)}): the model can learn only one of them"
+        )
     if fine_tune:
         from frontdesk.learning import finetune_encoder
 
@@ -102,6 +109,7 @@ def train_intents(
         "shots": shots,
         "label_counts": dict(sorted(data.counts().items())),
         "fine_tuned_encoder": fine_tune,
+        "conflicting_texts": len(conflicts),
     }
     u_texts: list[str] = []
     if unlabelled is not None:
