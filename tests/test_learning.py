@@ -140,6 +140,34 @@ def test_that_the_cli_trains_evaluates_lists_and_activates(tmp_path: Path) -> No
     assert missing.exit_code == 1 and "has no version 9" in missing.output
 
 
+def test_that_models_list_fits_80_columns_and_cuts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from frontdesk import cli_learning
+
+    monkeypatch.setattr(cli_learning.out, "width", 80)
+    folder = tmp_path / "a rather long folder name" / "for the company data"
+    folder.mkdir(parents=True)
+    data = _write(folder, "intents-train.csv", TOY)
+    home = ["--data-dir", str(tmp_path / "d")]
+    name = "northwind-outfitters-support"
+    trained = runner.invoke(app, ["train", "intents", str(data), "--name", name, *home])
+    assert trained.exit_code == 0, trained.output
+    listed = runner.invoke(app, ["models", "list", *home])
+    assert listed.exit_code == 0, listed.output
+    assert max(len(line) for line in listed.stdout.splitlines()) <= 80
+    assert "…" not in listed.stdout
+    # The name and the path wrap within their columns: read each column top to bottom.
+    header, _, *rows = listed.stdout.splitlines()
+    name_at, version_at, data_at = (header.index(h) for h in ("name", "version", "data"))
+    names = "".join(row[name_at:version_at].strip() for row in rows)
+    paths = "".join(row[data_at:].strip() for row in rows)
+    assert names == name
+    assert paths.replace(" ", "") == str(data).replace(" ", "")
+    created = ModelRegistry(tmp_path / "d" / "models").get("intents", name).meta["created_at"]
+    assert str(created)[:10] in rows[0]
+
+
 def test_that_the_cli_refuses_a_bad_file_without_registering_anything(tmp_path: Path) -> None:
     bad = _write(tmp_path, "bad.csv", "text,label\nhi,greeting\n")
     home = ["--data-dir", str(tmp_path / "d")]

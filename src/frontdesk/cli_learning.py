@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -275,7 +276,20 @@ def models_list(data_dir: DataDirOpt = None) -> None:
     if not versions:
         console.print("no models yet: train one with `frontdesk train intents DATA.csv --name N`")
         return
-    table = Table("", "kind", "name", "version", "created", "examples", "labels", "encoder", "data")
+    # Fits 80 columns: no vertical rules, the kind only when there are several, the day the
+    # version was made (meta.json has the time), short columns never cut (they had been, to
+    # "2026-1…" and "/tmp/…"); the name, the examples and the data path wrap instead.
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    kinds = len({v.kind for v in versions}) > 1
+    for header in ("", "kind", "name", "version", "created", "examples", "labels", "encoder"):
+        if header != "kind" or kinds:
+            table.add_column(
+                header,
+                no_wrap=header not in ("name", "examples"),
+                overflow="fold",  # never "…": the name is what `models activate` takes
+                min_width=10 if header == "examples" else None,
+            )
+    table.add_column("data", overflow="fold", ratio=1)
     notes = []
     for v in versions:
         encoder = "own" if v.meta.get("encoder_file") else "shared"
@@ -293,10 +307,10 @@ def models_list(data_dir: DataDirOpt = None) -> None:
             )
         table.add_row(
             "*" if v.active else "",
-            v.kind,
+            *([v.kind] if kinds else []),
             v.name,
             str(v.version),
-            str(v.meta.get("created_at", ""))[:19],
+            str(v.meta.get("created_at", ""))[:10],
             examples,
             str(v.meta.get("classes", "")),
             encoder,
