@@ -271,7 +271,8 @@ def eval_intents_command(
 
 @models_app.command("list")
 def models_list(data_dir: DataDirOpt = None) -> None:
-    """Every model version, with its data, size and metrics; * marks the active one."""
+    """Every model version: when it was made, its examples, labels, encoder and data; * marks
+    the active one."""
     versions = _registry(_settings(data_dir)).list()
     if not versions:
         console.print("no models yet: train one with `frontdesk train intents DATA.csv --name N`")
