@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -329,6 +330,22 @@ def test_that_unlabelled_messages_are_pseudonymized_and_learned_from(
     assert model.predict_one("can i return these boots", vector).label == "return_item"
 
 
+def _train_noting(
+    tmp_path: Path, embedder: SharedEmbedder, content: str, **options: Any
+) -> tuple[Any, list[str]]:
+    """``train_intents`` on ``content`` (written to toy.csv) and the notices it gave."""
+    notices: list[str] = []
+    trained = train_intents(
+        ModelRegistry(tmp_path / "models"),
+        embedder,
+        load_labelled(_write(tmp_path, "toy.csv", content)),
+        "toy",
+        notice=notices.append,
+        **options,
+    )
+    return trained, notices
+
+
 def test_that_a_large_unlabelled_file_and_no_out_of_scope_examples_are_said(
     tmp_path: Path, shared_embedder: SharedEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -337,14 +354,11 @@ def test_that_a_large_unlabelled_file_and_no_out_of_scope_examples_are_said(
 
     monkeypatch.setattr(spreading, "MAX_UNLABELLED", 4)
     in_scope = "\n".join(line for line in TOY.splitlines() if ",oos," not in line) + "\n"
-    notices: list[str] = []
-    trained = train_intents(
-        ModelRegistry(tmp_path / "models"),
+    trained, notices = _train_noting(
+        tmp_path,
         shared_embedder,
-        load_labelled(_write(tmp_path, "toy.csv", in_scope)),
-        "toy",
+        in_scope,
         unlabelled=load_unlabelled(_write(tmp_path, "u.csv", UNLABELLED)),
-        notice=notices.append,
     )
     assert notices == [
         f"{tmp_path / 'u.csv'} has 6 messages; using 4 of them, chosen at random (seed 0)",
@@ -359,28 +373,13 @@ def test_that_a_text_given_two_labels_is_said(
     tmp_path: Path, shared_embedder: SharedEmbedder
 ) -> None:
     clashing = TOY + "Where is my  PARCEL,return_item,c\nstart a return for me,oos,c\n"
-    notices: list[str] = []
-    trained = train_intents(
-        ModelRegistry(tmp_path / "models"),
-        shared_embedder,
-        load_labelled(_write(tmp_path, "toy.csv", clashing)),
-        "toy",
-        notice=notices.append,
-    )
+    trained, notices = _train_noting(tmp_path, shared_embedder, clashing)
     assert notices == [
         f"2 text(s) of {tmp_path / 'toy.csv'} have more than one label, such as 'where is my "
         "parcel' (order_status, return_item): the model can learn only one of them"
     ]
     assert trained.version.meta["conflicting_texts"] == 2
-    notices.clear()
-    train_intents(
-        ModelRegistry(tmp_path / "models"),
-        shared_embedder,
-        load_labelled(_write(tmp_path, "toy.csv", TOY)),
-        "toy",
-        notice=notices.append,
-    )
-    assert notices == []
+    assert _train_noting(tmp_path, shared_embedder, TOY)[1] == []
 
 
 def test_that_the_cli_trains_with_unlabelled_messages_and_refuses_a_bad_file(
