@@ -276,6 +276,21 @@ async def test_that_the_default_address_is_changed(
         lambda s: shop_repo.profile(s, frontdesk.sealer, _raj_id(frontdesk))
     )
     assert profile.address.city == "Austin" and profile.address.zip == "78701"
+    assert (profile.address.address1, profile.address.address2) == ("55 Elm Street", "Apt 2")
+
+
+async def test_that_an_address_typed_in_lower_case_is_read(
+    client: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    # "or 97201": a state code in lower case used to stay inside the street line that goes to
+    # the vault, so the flow saw no city, state or zip and asked for the address again.
+    cid, _ = await verified(client, "I need to change the shipping address of my order")
+    await chat(client, cid, "#W4566809")
+    replies = await chat(client, cid, "12 main st, apt 4b, portland, or 97201", "yes")
+    assert "ship order #W4566809 to 12 main st, apt 4b, Portland, OR 97201" in replies[0]
+    changed = await order(frontdesk, "#W4566809")
+    assert (changed.address.city, changed.address.state) == ("Portland", "OR")
+    assert (changed.address.address1, changed.address.address2) == ("12 main st", "apt 4b")
 
 
 def _raj_id(fd: Frontdesk) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -74,7 +75,19 @@ class AddressArgs(_Args):
     country: str = "USA"
 
     def address(self) -> Address:
-        return Address(self.address1, self.address2, self.city, self.state, self.zip, self.country)
+        street, unit = self.address1, self.address2
+        # A street line typed in chat reaches the tool from the vault with its unit, if any
+        # ("12 Main St, Apt 3"): the unit is address2.
+        if not unit and (found := _UNIT.search(street)) is not None:
+            street, unit = street[: found.start()].rstrip(), found.group(1)
+        return Address(street, unit, self.city, self.state, self.zip, self.country)
+
+
+_UNIT = re.compile(
+    r",\s*((?:apt|apartment|suite|ste|unit|fl|floor|rm|room|bldg)\.?\s*#?\s*[a-z0-9-]{1,6}"
+    r"|#\s?\d{1,5}[a-z]?)\s*$",
+    re.IGNORECASE,
+)
 
 
 class OrderAddressArgs(OrderArgs):

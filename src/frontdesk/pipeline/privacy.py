@@ -797,9 +797,11 @@ _NAME_ZIP_RE = re.compile(
 _STATE_CODE_RE = re.compile(rf"^(?:{_STATE_CODES})$")
 _NAME_CUES = frozenset(["name", "is", "im", "i'm", "am", "this", "it's", "its", "my"])
 # The city, state and zip at the end of a street address: kept readable, the street line is not.
+# A state in lower case ("portland, or 97201") counts only with a zip code after it.
 _ADDRESS_TAIL_RE = re.compile(
-    rf",?\s+[A-Za-z][A-Za-z'’. -]*?,?\s+(?:{_STATE_CODES}|{_STATE_NAMES})\b\.?"
-    r"(?:,?\s+\d{5}(?:-\d{4})?)?\s*$"
+    rf",?\s+[A-Za-z][A-Za-z'’. -]*?,?\s+"
+    rf"(?:(?:{_STATE_CODES}|{_STATE_NAMES})\b\.?(?:,?\s+\d{{5}}(?:-\d{{4}})?)?"
+    rf"|(?i:{_STATE_CODES}|{_STATE_NAMES})\b\.?,?\s+\d{{5}}(?:-\d{{4}})?)\s*$"
 )
 
 
