@@ -279,18 +279,48 @@ async def test_that_the_default_address_is_changed(
     assert (profile.address.address1, profile.address.address2) == ("55 Elm Street", "Apt 2")
 
 
-async def test_that_an_address_typed_in_lower_case_is_read(
-    client: httpx.AsyncClient, frontdesk: Frontdesk
+@pytest.mark.parametrize(
+    ("typed", "read", "street", "unit", "city", "state"),
+    [
+        # A state code in lower case used to stay inside the street line that goes to the
+        # vault, so the flow saw no city, state or zip and asked for the address again.
+        ("12 main st, apt 4b, portland, or 97201", "12 main st, apt 4b, Portland, OR 97201",
+         "12 main st", "apt 4b", "Portland", "OR"),
+        # Without commas the vault took "12" alone, and the flow asked again.
+        ("12 Main St Denver CO 80202", "12 Main St, Denver, CO 80202",
+         "12 Main St", "", "Denver", "CO"),
+        # A state by its name was not read; without commas, "Denver Colorado" before a zip
+        # was taken for a name.
+        ("400 W 34th St, New York, New York 10001", "400 W 34th St, New York, NY 10001",
+         "400 W 34th St", "", "New York", "NY"),
+        ("12 Main St Denver Colorado 80202", "12 Main St, Denver, CO 80202",
+         "12 Main St", "", "Denver", "CO"),
+    ],
+)  # fmt: skip
+async def test_that_an_address_is_read_as_people_type_it(
+    client: httpx.AsyncClient,
+    frontdesk: Frontdesk,
+    typed: str,
+    read: str,
+    street: str,
+    unit: str,
+    city: str,
+    state: str,
 ) -> None:
-    # "or 97201": a state code in lower case used to stay inside the street line that goes to
-    # the vault, so the flow saw no city, state or zip and asked for the address again.
     cid, _ = await verified(client, "I need to change the shipping address of my order")
     await chat(client, cid, "#W4566809")
-    replies = await chat(client, cid, "12 main st, apt 4b, portland, or 97201", "yes")
-    assert "ship order #W4566809 to 12 main st, apt 4b, Portland, OR 97201" in replies[0]
+    replies = await chat(client, cid, typed, "yes")
+    assert f"ship order #W4566809 to {read}" in replies[0]
     changed = await order(frontdesk, "#W4566809")
-    assert (changed.address.city, changed.address.state) == ("Portland", "OR")
-    assert (changed.address.address1, changed.address.address2) == ("12 main st", "apt 4b")
+    assert (changed.address.address1, changed.address.address2) == (street, unit)
+    assert (changed.address.city, changed.address.state) == (city, state)
+
+
+async def test_that_an_address_that_cannot_be_read_is_said_so(client: httpx.AsyncClient) -> None:
+    cid, _ = await verified(client, "I need to change the shipping address of my order")
+    await chat(client, cid, "#W4566809")
+    reply = (await chat(client, cid, "12 Main St 80202"))[0]
+    assert "I couldn't read that address" in reply and "12 Main St, Apt 3, Denver" in reply
 
 
 def _raj_id(fd: Frontdesk) -> str:

@@ -202,6 +202,29 @@ def test_that_the_module_detect_keeps_to_the_kinds_the_pipeline_handles() -> Non
     assert kinds == ["PERSON", "EMAIL", "PHONE", "SSN", "ADDRESS"]
 
 
+@pytest.mark.parametrize(
+    ("message", "street"),
+    [
+        ("ship it to 55 Elm Street, Apt 2, Austin, TX 78701", "55 Elm Street, Apt 2"),
+        ("12 main st, apt 4b, portland, or 97201", "12 main st, apt 4b"),
+        ("12 Main St Denver CO 80202", "12 Main St"),
+        ("12 Main St Denver Colorado 80202", "12 Main St"),  # "Denver Colorado" is no name
+        ("400 W 34th St New York NY 10001", "400 W 34th St"),
+        ("12 Main Street, Denver, Colorado 80202", "12 Main Street"),
+        ("PO Box 44 Boise ID 83701", "PO Box 44"),
+        # Without a US city, state and zip after it the whole address stays in the vault.
+        ("12 Main St 80202", "12 Main St 80202"),
+        ("12 Main St, London NW1 6XE", "12 Main St, London NW1 6XE"),
+    ],
+)
+def test_that_an_address_keeps_only_its_street_line_for_the_vault(
+    message: str, street: str
+) -> None:
+    (span,) = privacy.in_context(message, PatternDetector().detect(message))
+    assert (span.kind, span.value) == ("ADDRESS", street)
+    assert message[span.start : span.end] == street
+
+
 def test_that_values_are_normalised_per_kind() -> None:
     pairs = [
         ("IBAN", "de89 3704 0044 0532 0130 00", "DE89370400440532013000"),

@@ -420,10 +420,20 @@ def order_change(turn: Turn) -> Any:
 
 # --- addresses -------------------------------------------------------------------------------
 
+# Between the parts of an address: a comma, or spaces alone ("12 Main St Denver CO 80202").
+_SEP = r"(?:\s*,\s*|\s+)"
+_STATE = (
+    "(?i:" + "|".join(privacy.STATES.values()) + "|"
+    + "|".join(name.replace(" ", r"\s+") for name in privacy.STATES) + r")\b"
+)  # fmt: skip
+_STATE_BY_NAME = {name.casefold(): code for name, code in privacy.STATES.items()}
 _ADDRESS = re.compile(
-    r"(?P<a1><ADDRESS_\d+>|\d+[A-Za-z]?\s+[A-Za-z0-9 .'-]+?)\s*,\s*"
-    r"(?:(?P<a2>(?i:apt|apartment|suite|ste|unit|floor|fl|room|#)\.?\s*[A-Za-z0-9-]+)\s*,\s*)?"
-    r"(?P<city>[A-Za-z][A-Za-z .'-]*?)\s*,\s*(?P<state>[A-Za-z]{2})\s*,?\s*(?P<zip>\d{5})\b",
+    # The street line is usually a vault token (it is personal data), whose end is clear; typed
+    # as it is (the detector missed it), a comma must end it.
+    rf"(?:(?P<token><ADDRESS_\d+>){_SEP}|(?P<a1>\d+[A-Za-z]?\s+[A-Za-z0-9 .'-]+?)\s*,\s*)"
+    r"(?:(?P<a2>(?i:apt|apartment|suite|ste|unit|floor|fl|room|#)\.?\s*[A-Za-z0-9-]+)"
+    rf"{_SEP})?"
+    rf"(?P<city>[A-Za-z][A-Za-z .'-]*?){_SEP}(?P<state>{_STATE})\.?\s*,?\s*(?P<zip>\d{{5}})\b",
 )
 
 
@@ -431,30 +441,29 @@ _ADDRESS = re.compile(
 def address(turn: Turn) -> Any:
     match = _ADDRESS.search(turn.text)
     if match is None:
-        if re.search(r"\d+\s+\w+", turn.text) and re.search(r"\b\d{5}\b", turn.text):
+        # Something like an address: a street line the detector took (its zip may be inside
+        # the token), or a number, a word and a zip.
+        typed = re.search(r"\d+\s+\w+", turn.text) and re.search(r"\b\d{5}\b", turn.text)
+        if typed or "<ADDRESS_" in turn.text:
             return Invalid(
                 "I couldn't read that address. Please write it as: street, (apartment,) city, "
                 "state, zip; for example 12 Main St, Apt 3, Denver, CO 80202."
             )
         return None
     parts = match.groupdict()
+    street = (parts["token"] or parts["a1"]).strip()
+    unit = (parts["a2"] or "").strip()
+    city = " ".join(parts["city"].split()).title()
+    state = " ".join(parts["state"].split())
+    state = _STATE_BY_NAME.get(state.casefold(), state.upper())
     return {
-        "address1": parts["a1"].strip(),
-        "address2": (parts["a2"] or "").strip(),
-        "city": parts["city"].strip().title(),
-        "state": parts["state"].upper(),
+        "address1": street,
+        "address2": unit,
+        "city": city,
+        "state": state,
         "zip": parts["zip"],
         "country": "USA",
-        "text": ", ".join(
-            p
-            for p in (
-                parts["a1"].strip(),
-                (parts["a2"] or "").strip(),
-                parts["city"].strip().title(),
-            )
-            if p
-        )
-        + f", {parts['state'].upper()} {parts['zip']}",
+        "text": ", ".join(p for p in (street, unit, city) if p) + f", {state} {parts['zip']}",
     }
 
 

@@ -268,28 +268,29 @@ _SUFFIXES = (
     "street|st|avenue|ave|av|road|rd|lane|ln|boulevard|blvd|drive|dr|court|ct|way|place|pl|"
     "terrace|ter|parkway|pkwy|circle|cir|highway|hwy|square|sq|trail|trl|crescent|plaza|alley"
 )
-_STATE_CODES = (
-    "AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|"
-    "NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR"
-)
-_STATE_NAMES = (
-    "Alabama|Alaska|Arizona|Arkansas|California|Colorado|Connecticut|Delaware|Florida|Georgia|"
-    "Hawaii|Idaho|Illinois|Indiana|Iowa|Kansas|Kentucky|Louisiana|Maine|Maryland|Massachusetts|"
-    "Michigan|Minnesota|Mississippi|Missouri|Montana|Nebraska|Nevada|New Hampshire|New Jersey|"
-    "New Mexico|New York|North Carolina|North Dakota|Ohio|Oklahoma|Oregon|Pennsylvania|"
-    "Rhode Island|South Carolina|South Dakota|Tennessee|Texas|Utah|Vermont|Virginia|Washington|"
-    "West Virginia|Wisconsin|Wyoming"
-)
+# The states of the USA (and DC, Puerto Rico) by name, with their postal codes.
+STATES = {
+    "Alabama": "AL", "Alaska": "AK", "Arizona": "AZ", "Arkansas": "AR", "California": "CA",
+    "Colorado": "CO", "Connecticut": "CT", "Delaware": "DE", "District of Columbia": "DC",
+    "Florida": "FL", "Georgia": "GA", "Hawaii": "HI", "Idaho": "ID", "Illinois": "IL",
+    "Indiana": "IN", "Iowa": "IA", "Kansas": "KS", "Kentucky": "KY", "Louisiana": "LA",
+    "Maine": "ME", "Maryland": "MD", "Massachusetts": "MA", "Michigan": "MI", "Minnesota": "MN",
+    "Mississippi": "MS", "Missouri": "MO", "Montana": "MT", "Nebraska": "NE", "Nevada": "NV",
+    "New Hampshire": "NH", "New Jersey": "NJ", "New Mexico": "NM", "New York": "NY",
+    "North Carolina": "NC", "North Dakota": "ND", "Ohio": "OH", "Oklahoma": "OK", "Oregon": "OR",
+    "Pennsylvania": "PA", "Puerto Rico": "PR", "Rhode Island": "RI", "South Carolina": "SC",
+    "South Dakota": "SD", "Tennessee": "TN", "Texas": "TX", "Utah": "UT", "Vermont": "VT",
+    "Virginia": "VA", "Washington": "WA", "West Virginia": "WV", "Wisconsin": "WI",
+    "Wyoming": "WY",
+}  # fmt: skip
+_STATE_CODES = "|".join(STATES.values())
+_STATE_NAMES = "|".join(name.replace(" ", r"\s+") for name in STATES)
 
 
-def _address_re(case_insensitive: bool) -> re.Pattern[str]:
-    word = r"[A-Za-z][A-Za-z'’.-]*" if case_insensitive else r"[A-Z][A-Za-z'’.-]*"
-    city = rf"{word}(?:[ -]{word}){{0,2}}"
-    state = rf"(?:{_STATE_CODES}|{_STATE_NAMES})"
-    zip_code = r"\d{5}(?:-\d{4})?(?![\w-])"
-    uk_postcode = r"[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}\b"
-    pattern = (
-        r"(?<![\w#$.,/-])(?:"
+def _street(word: str) -> str:
+    """The street line: number, words and suffix, or a PO box; then a unit, if any."""
+    return (
+        r"(?:"
         # 986 Sunset Drive / 12B W. 34th St
         rf"\d{{1,6}}[A-Za-z]?\s+(?:(?:{word}|\d{{1,4}}(?:st|nd|rd|th))\s+){{1,5}}"
         rf"(?i:{_SUFFIXES})\b\.?"
@@ -299,8 +300,20 @@ def _address_re(case_insensitive: bool) -> re.Pattern[str]:
         # Apt 4B, Suite 259, Unit 12, #5
         r"(?:,?\s*(?:(?i:apt|apartment|suite|ste|unit|fl|floor|rm|room|bldg)\.?\s*#?\s*"
         r"[A-Za-z0-9-]{1,6}|#\s?\d{1,5}[A-Za-z]?)(?![\w-]))?"
+    )
+
+
+def _address_re(case_insensitive: bool) -> re.Pattern[str]:
+    word = r"[A-Za-z][A-Za-z'’.-]*" if case_insensitive else r"[A-Z][A-Za-z'’.-]*"
+    city = rf"{word}(?:[ -]{word}){{0,2}}"
+    state = rf"(?:{_STATE_CODES}|{_STATE_NAMES})"
+    zip_code = r"\d{5}(?:-\d{4})?(?![\w-])"
+    uk_postcode = r"[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}\b"
+    pattern = (
+        r"(?<![\w#$.,/-])"
+        + _street(word)
         # , Denver, CO 80279 / , Denver CO / , London NW1 6XE / 80279
-        rf"(?:,?\s+{city},?\s+{state}\b(?:\.?,?\s+{zip_code})?"
+        + rf"(?:,?\s+{city},?\s+{state}\b(?:\.?,?\s+{zip_code})?"
         rf"|,?\s+{state}\s+{zip_code}"
         rf"|,\s*{city},?\s+(?:{zip_code}|{uk_postcode})"
         rf"|,?\s+{zip_code})?"
@@ -796,6 +809,7 @@ _NAME_ZIP_RE = re.compile(
 )
 _STATE_CODE_RE = re.compile(rf"^(?:{_STATE_CODES})$")
 _NAME_CUES = frozenset(["name", "is", "im", "i'm", "am", "this", "it's", "its", "my"])
+_STREET_RE = re.compile(_street(r"[A-Za-z][A-Za-z'’.-]*"), re.IGNORECASE)
 # The city, state and zip at the end of a street address: kept readable, the street line is not.
 # A state in lower case ("portland, or 97201") counts only with a zip code after it.
 _ADDRESS_TAIL_RE = re.compile(
@@ -824,6 +838,11 @@ def street_line(span: Span) -> Span:
     person), the street and unit go to the vault."""
     if span.kind != ADDRESS:
         return span
+    # The street's own shape ends it where no comma does ("12 Main St Denver CO 80202").
+    street = _STREET_RE.match(span.value)
+    if street is not None and _ADDRESS_TAIL_RE.match(span.value, street.end()) is not None:
+        value = street.group().rstrip(" ,")
+        return Span(ADDRESS, span.start, span.start + len(value), value)
     tail = _ADDRESS_TAIL_RE.search(span.value)
     if tail is None or tail.start() == 0:
         return span
@@ -833,10 +852,11 @@ def street_line(span: Span) -> Span:
 
 def in_context(text: str, spans: Sequence[Span]) -> list[Span]:
     """The detector's spans, adjusted for what the store's flows ask for: addresses cut to
-    their street line, and names given with a zip code added where nothing else was found."""
+    their street line, and names given with a zip code added where nothing else was found
+    (not in the city and state of an address: "12 Main St Denver Colorado 80202")."""
     adjusted = [street_line(span) for span in spans]
     for extra in names_before_zip(text):
-        if all(extra.end <= s.start or extra.start >= s.end for s in adjusted):
+        if all(extra.end <= s.start or extra.start >= s.end for s in (*spans, *adjusted)):
             adjusted.append(extra)
     adjusted.sort(key=lambda span: span.start)
     return adjusted
