@@ -208,6 +208,18 @@ async def test_that_a_return_is_booked_with_confirmation(
     assert returned.details["refund_method_id"].startswith("gift_card_")
 
 
+async def test_that_the_order_holding_the_named_product_is_taken_without_asking(
+    client: httpx.AsyncClient,
+) -> None:
+    cid, reply = await verified(client, "I want to return the earbuds")
+    assert "Which order" not in reply and "Where should the refund of $258.84 go" in reply
+    confirm = (await chat(client, cid, "original payment method"))[0]
+    assert "return from order #W1067251" in confirm and "Wireless Earbuds" in confirm
+    # A product in none of the orders: the orders are listed to choose from.
+    _, other = await verified(client, "I want to return the hiking boots")
+    assert "Which order are the items from?" in other and "#W7736708" in other
+
+
 async def test_that_a_pending_order_cannot_be_returned(
     client: httpx.AsyncClient, frontdesk: Frontdesk
 ) -> None:
@@ -384,7 +396,7 @@ async def test_that_the_account_details_are_shown_only_after_verification(
 async def test_that_a_damaged_item_goes_to_a_person_with_the_order(
     client: httpx.AsyncClient, frontdesk: Frontdesk
 ) -> None:
-    cid, _ = await verified(client, "my grill arrived damaged")
+    cid, _ = await verified(client, "my package arrived damaged")
     result = await say(client, cid, "#W1067251")
     assert "passing them order #W1067251" in result["replies"][0]["text"]
     assert result["handoff"] is True

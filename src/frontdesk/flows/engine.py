@@ -509,6 +509,7 @@ class _Run:
             return False
         if "order_ids" in result:
             self.memory["listed_orders"] = list(result["order_ids"])
+            self.memory["listed_order_products"] = dict(result.get("order_products", {}))
         if (
             step.call == "check_order_action"
             and self.rt.high_value is not None

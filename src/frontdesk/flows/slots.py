@@ -159,6 +159,12 @@ def order_id(turn: Turn) -> Any:
         picked = resolve_reference(turn.text, candidates, current=current) if candidates else None
         if picked:
             return picked
+    # "I want to return the earbuds": the one listed order that holds them.
+    holding = dict(turn.memory.get("listed_order_products", {}))
+    named = set(turn.values("product"))
+    having = [o for o in listed if named & set(holding.get(o, ()))] if named else []
+    if len(having) == 1:
+        return having[0]
     if _BAD_ORDER.search(turn.text):
         return Invalid("Order ids look like #W1234567 (a W and seven digits).")
     return None

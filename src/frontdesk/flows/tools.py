@@ -395,7 +395,13 @@ async def _orders(backend: Backend, ctx: ToolContext, args: NoArgs) -> dict[str,
         f"{n}. {o.id}: {o.status}, {', '.join(i.name for i in o.items)}"
         for n, o in enumerate(orders, start=1)
     ]
-    return {"order_ids": [o.id for o in orders], "text": "\n".join(lines), "count": len(orders)}
+    return {
+        "order_ids": [o.id for o in orders],
+        # What each order holds, so that "the earbuds" can pick the order that has them.
+        "order_products": {o.id: sorted({i.name for i in o.items}) for o in orders},
+        "text": "\n".join(lines),
+        "count": len(orders),
+    }
 
 
 @tool(
