@@ -220,6 +220,21 @@ async def test_that_the_order_holding_the_named_product_is_taken_without_asking(
     assert "Which order are the items from?" in other and "#W7736708" in other
 
 
+async def test_that_an_order_is_picked_by_its_status_when_one_listed_order_has_it(
+    client: httpx.AsyncClient,
+) -> None:
+    cid, listing = await verified(client, "cancel my order")
+    assert "Which order would you like to cancel?" in listing
+    reply = (await chat(client, cid, "the pending one"))[0]
+    assert "Why would you like to cancel it?" in reply
+    confirm = (await chat(client, cid, "no longer needed"))[0]
+    assert "#W4566809" in confirm
+    # Two of the listed orders are delivered: asked again, not guessed.
+    cid, _ = await verified(client, "I want to return something")
+    again = (await chat(client, cid, "the delivered one"))[0]
+    assert "Which order are the items from?" in again
+
+
 async def test_that_a_pending_order_cannot_be_returned(
     client: httpx.AsyncClient, frontdesk: Frontdesk
 ) -> None:

@@ -510,6 +510,7 @@ class _Run:
         if "order_ids" in result:
             self.memory["listed_orders"] = list(result["order_ids"])
             self.memory["listed_order_products"] = dict(result.get("order_products", {}))
+            self.memory["listed_order_statuses"] = dict(result.get("order_statuses", {}))
         if (
             step.call == "check_order_action"
             and self.rt.high_value is not None

@@ -148,6 +148,17 @@ def _only_order(turn: Turn) -> Any:
     return listed[0] if len(listed) == 1 else None
 
 
+# An order pointed at by its status: "the pending one", "my delivered order", "the one that's
+# pending", "pending" alone; not "has my order been delivered?".
+_STATUSES = r"(pending|processed|delivered|cancell?ed)"
+_STATUS = re.compile(
+    rf"\b(?:the|my)\s+{_STATUSES}\s+(?:one|order)\b"
+    rf"|\bthe\s+one\s+(?:that\s+is|that's|thats|which\s+is)\s+(?:still\s+)?{_STATUSES}\b"
+    rf"|^\W*{_STATUSES}\W*$",
+    re.IGNORECASE,
+)
+
+
 @slot_type("order_id", auto=_only_order, prefill=True)
 def order_id(turn: Turn) -> Any:
     found = turn.values("order_id")
@@ -165,6 +176,15 @@ def order_id(turn: Turn) -> Any:
     having = [o for o in listed if named & set(holding.get(o, ()))] if named else []
     if len(having) == 1:
         return having[0]
+    # "the pending one": the one listed order with that status.
+    status = _STATUS.search(turn.text)
+    if status is not None:
+        word = next(g for g in status.groups() if g)
+        wanted = word.lower().replace("canceled", "cancelled")
+        statuses = dict(turn.memory.get("listed_order_statuses", {}))
+        with_status = [o for o in listed if statuses.get(o) == wanted]
+        if len(with_status) == 1:
+            return with_status[0]
     if _BAD_ORDER.search(turn.text):
         return Invalid("Order ids look like #W1234567 (a W and seven digits).")
     return None

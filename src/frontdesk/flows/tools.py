@@ -397,8 +397,10 @@ async def _orders(backend: Backend, ctx: ToolContext, args: NoArgs) -> dict[str,
     ]
     return {
         "order_ids": [o.id for o in orders],
-        # What each order holds, so that "the earbuds" can pick the order that has them.
+        # What each order holds and its status, so that "the earbuds" or "the pending one"
+        # can pick the order.
         "order_products": {o.id: sorted({i.name for i in o.items}) for o in orders},
+        "order_statuses": {o.id: o.status for o in orders},
         "text": "\n".join(lines),
         "count": len(orders),
     }
