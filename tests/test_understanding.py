@@ -35,6 +35,31 @@ async def test_that_in_scope_questions_are_still_answered(
     assert result["replies"][0]["citations"][0]["id"] == "refunds"
 
 
+async def test_that_a_how_to_question_about_ones_own_product_is_answered_from_the_help_centre(
+    smart_client: httpx.AsyncClient,
+) -> None:
+    # "my" made it sound like a request, and the intent model's product_info started the
+    # product details flow: the backpack's options and prices, not how to wash it.
+    conversation_id = await open_conversation(smart_client)
+    result = await say(smart_client, conversation_id, "how do I wash my backpack")
+    [reply] = result["replies"]
+    assert "Spot clean" in reply["text"] and "variants in stock" not in reply["text"]
+    assert reply["citations"][0]["id"] == "product-care-backpacks-and-bags"
+
+
+async def test_that_a_question_about_a_products_options_is_answered_from_the_catalog(
+    smart_client: httpx.AsyncClient,
+) -> None:
+    # The help centre's care article ("Our Backpacks come in leather, nylon and polyester")
+    # answered it before: materials, not colours.
+    conversation_id = await open_conversation(smart_client)
+    result = await say(smart_client, conversation_id, "what colors does the backpack come in?")
+    [reply] = result["replies"]
+    assert "color: black, green, grey, navy" in reply["text"] and reply["citations"] == []
+    result = await say(smart_client, conversation_id, "how much does shipping cost for it?")
+    assert result["replies"][0]["citations"][0]["id"] == "shipping-costs"
+
+
 async def test_that_goodbye_is_answered_in_kind(smart_client: httpx.AsyncClient) -> None:
     conversation_id = await open_conversation(smart_client)
     result = await say(smart_client, conversation_id, "ok that's everything, bye for now")

@@ -60,6 +60,7 @@ _STOP = re.compile(
 _QUESTION = re.compile(
     r"^\s*(how|what|when|why|which|can|could|do|does|is|are|will|should|would)\b", re.IGNORECASE
 )
+_HOW_TO = re.compile(r"^\s*how\s+(do|can|should|would)\s+(i|we|you)\b|^\s*how\s+to\b", re.I)
 _PERSONAL = re.compile(
     r"\b(my|mine|me|i'?d|i want|i need|i would|i'?m|#?w\d{7}|can you|could you|would you|"
     r"will you|please|recommend|suggest|do you (have|sell|carry|stock)|is there|are there)\b",
@@ -213,6 +214,30 @@ class _Run:
     def knowledge_first(self) -> bool:
         return self.general_question() and self.turn.confidence >= self.rt.threshold
 
+    def how_to(self, flow: Flow) -> bool:
+        """ "How do I wash my backpack?": a how-to question the help centre answers with
+        confidence, which started the flow by its intent alone (none of its patterns matched):
+        the help centre answers it, though "my" makes it sound like a request."""
+        return (
+            _HOW_TO.match(self.turn.core or self.turn.text) is not None
+            and self.turn.confidence >= self.rt.threshold
+            and not flow.matches(self.turn.text)
+        )
+
+    def about_options(self, flow: Flow) -> bool:
+        """A question about a named product's options ("What colors does the backpack come
+        in?") that the flow's pattern matched: the catalog answers it (the options in stock)
+        better than a help-centre article about the product."""
+        catalog = self.rt.catalog
+        if catalog is None or "product" not in flow.triggers.entities:
+            return False
+        if not flow.matches(self.turn.text) or not any(
+            e.kind == "product" for e in self.turn.entities
+        ):
+            return False
+        text = self.turn.text.lower().replace("colour", "color")
+        return any(re.search(rf"\b{re.escape(n.lower())}s?\b", text) for n in catalog.option_names)
+
     def knowledge_answer(self) -> str | None:
         from frontdesk.pipeline.respond import clean_passage
 
@@ -264,7 +289,9 @@ class _Run:
         flow = self.follow_up()
         if flow is None:
             flow = self.triggered()
-            if flow is None or self.knowledge_first():
+            if flow is None or (self.knowledge_first() and not self.about_options(flow)):
+                return False
+            if self.how_to(flow):
                 return False
         self.push(flow)
         self.reason = f"flow_started:{flow.name}"
