@@ -3,6 +3,7 @@ refusal with proof that the database did not change."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -467,10 +468,26 @@ async def test_that_a_product_is_recommended_within_budget_and_options_carry_ove
     cid = await open_conversation(client)
     reply = (await chat(client, cid, "can you recommend a waterproof hiking boot under $250?"))[0]
     assert "Hiking Boots" in reply and "waterproof yes" in reply
-    prices = [float(p) for p in __import__("re").findall(r"\$(\d+\.\d\d)", reply)]
+    prices = [float(p) for p in re.findall(r"\$(\d+\.\d\d)", reply)]
     assert prices and all(p <= 250 for p in prices)
     follow = (await chat(client, cid, "and in size 9?"))[0]
     assert "Hiking Boots (size 9, material leather, waterproof yes) at $249.12" in follow
+
+
+async def test_that_a_cheaper_one_is_looked_for_below_the_lowest_price_shown(
+    client: httpx.AsyncClient,
+) -> None:
+    cid = await open_conversation(client)
+    shown = (await chat(client, cid, "I'm looking for hiking boots in size 9"))[0]
+    assert "Hiking Boots (size 9, material leather, waterproof yes) at $249.12" in shown
+    # Before, "any cheaper?" lost the product ("What are you looking for?").
+    none = (await chat(client, cid, "any cheaper?"))[0]
+    assert "nothing cheaper in stock with those options" in none and "$249.12" in none
+    # Another size, cheaper than what was shown: only those under $249.12.
+    other = (await chat(client, cid, "a cheaper one in size 12?"))[0]
+    assert "All size 12" in other and "$236.57" in other and "$241.96" in other
+    prices = [float(p) for p in re.findall(r"\$(\d+\.\d\d)", other)]
+    assert prices and all(p < 249.12 for p in prices)
 
 
 async def test_that_a_products_options_prices_and_stock_come_from_the_catalog(

@@ -399,7 +399,7 @@ class _Run:
         if step.slot_type == "product_query" and isinstance(value, dict):
             self.memory["product"] = value.get("product")
             self.memory["options"] = dict(value.get("options") or {})
-            if value.get("max_price"):
+            if value.get("max_price") and not value.get("nothing_cheaper"):
                 self.memory["max_price"] = value["max_price"]
 
     async def other_customer(self) -> bool:
@@ -513,7 +513,6 @@ class _Run:
             return await self.refused(frame, flow, step)
         record["ok"] = True
         if "authenticated" in ctx.effects:
-            # The verified customer's orders join the context (ids and statuses only).
             # The verified customer joins the context: their orders (ids and statuses) and
             # their payment methods (ids and kinds). Names, emails and addresses stay sealed in
             # the store and come through the tools when a step needs them.
@@ -534,6 +533,10 @@ class _Run:
             lines.append(str(ctx.effects["handoff"]))
             self.stack.clear()
             return False
+        if result.get("matches"):
+            # The cheapest product shown, for "a cheaper one" next.
+            prices = [float(m["price"]) for m in result["matches"]]
+            self.memory["shown_min_price"] = f"{min(prices):.2f}"
         if "order_ids" in result:
             self.memory["listed_orders"] = list(result["order_ids"])
             self.memory["listed_order_products"] = dict(result.get("order_products", {}))

@@ -542,7 +542,10 @@ def product_query(turn: Turn) -> Any:
             option = "color" if said.lower().startswith("colo") else said.lower()
             if option in offered_names and option not in options:
                 options[option] = value
-    if not named and not options and not amounts:
+    # "a cheaper one": under the lowest price just shown for the same product.
+    shown = turn.memory.get("shown_min_price")
+    cheaper = bool(_CHEAPER.search(turn.text)) and shown is not None and name == remembered
+    if not named and not options and not amounts and not cheaper:
         return None
     carried = dict(turn.memory.get("options", {})) if not named or name == remembered else {}
     carried.update(options)
@@ -552,9 +555,25 @@ def product_query(turn: Turn) -> Any:
     max_price = None
     if amounts and (_UNDER.search(turn.text) or not named):
         max_price = amounts[0]
+    elif cheaper:
+        max_price = f"{Decimal(str(shown)) - Decimal('0.01'):.2f}"
     elif turn.memory.get("max_price") and not named:
         max_price = turn.memory.get("max_price")
-    return {"product": name, "options": carried, "max_price": max_price}
+    query: dict[str, Any] = {"product": name, "options": carried, "max_price": max_price}
+    if cheaper:
+        query["cheaper_than"] = str(shown)
+        # Nothing with the same options below that price: said so, rather than showing other
+        # sizes or colours as if they fitted.
+        if record is not None and not any(
+            v.price < Decimal(str(shown))
+            and all(v.options.get(k, "").lower() == str(x).lower() for k, x in carried.items())
+            for v in record.in_stock()
+        ):
+            query["nothing_cheaper"] = True
+    return query
+
+
+_CHEAPER = re.compile(r"\b(cheaper|less expensive|more affordable|lower[- ]priced)\b", re.I)
 
 
 _NAME = re.compile(
