@@ -221,6 +221,21 @@ async def test_that_the_order_holding_the_named_product_is_taken_without_asking(
     assert "Which order are the items from?" in other and "#W7736708" in other
 
 
+async def test_that_another_listed_order_is_shown_when_the_customer_points_at_it(
+    client: httpx.AsyncClient,
+) -> None:
+    cid, _ = await verified(client, "where is my order")
+    last = (await chat(client, cid, "the last one"))[0]
+    assert last.startswith("Order #W7736708 is delivered")
+    # Before, "and the first one?" after the status was not understood.
+    first, second = await chat(client, cid, "and the first one?", "what about the second")
+    assert first.startswith("Order #W1067251 is delivered")
+    assert second.startswith("Order #W4566809 is pending")
+    # A request of another flow is that flow, with the order pointed at.
+    cancel = (await chat(client, cid, "please cancel the second order"))[0]
+    assert "Why would you like to cancel it?" in cancel
+
+
 async def test_that_an_order_is_picked_by_its_status_when_one_listed_order_has_it(
     client: httpx.AsyncClient,
 ) -> None:

@@ -36,7 +36,7 @@ from frontdesk.flows.tools import (
     run_tool,
 )
 from frontdesk.learning.intents import Prediction
-from frontdesk.pipeline.entities import Entity
+from frontdesk.pipeline.entities import Entity, resolve_reference
 from frontdesk.shop.records import ProductRecord
 
 MAX_ATTEMPTS = 3
@@ -215,9 +215,9 @@ class _Run:
         return self.general_question() and self.turn.confidence >= self.rt.threshold
 
     def how_to(self, flow: Flow) -> bool:
-        """ "How do I wash my backpack?": a how-to question the help centre answers with
-        confidence, which started the flow by its intent alone (none of its patterns matched):
-        the help centre answers it, though "my" makes it sound like a request."""
+        """A how-to question ("how do I wash my backpack?") that the help centre answers with
+        confidence and that started the flow by its intent alone (none of its patterns
+        matched): the help centre answers it, though "my" makes it sound like a request."""
         return (
             _HOW_TO.match(self.turn.core or self.turn.text) is not None
             and self.turn.confidence >= self.rt.threshold
@@ -280,10 +280,26 @@ class _Run:
         """The flow that just finished, if this message only adds to it ("and in blue?")."""
         last = self.rt.flows.get(str(self.state.get("last_flow", "")))
         kinds = {e.kind for e in self.turn.entities}
-        if last is None or not kinds & set(last.triggers.follow_up):
+        if last is None:
             return None
+        if not kinds & set(last.triggers.follow_up):
+            return last if self.another_listed_order(last) else None
         names_product = "product" in kinds
         return last if not names_product or last.matches(self.turn.text) else None
+
+    def another_listed_order(self, last: Flow) -> bool:
+        """Another of the orders just listed ("and the first one?"), right after a flow that
+        asked for an order. Only a short message that no flow's pattern matches."""
+        if not any(step.slot_type == "order_id" for step in last.steps if step.collect):
+            return False
+        listed = [str(o) for o in self.memory.get("listed_orders", [])]
+        current = self.memory.get("order_id")
+        if len(listed) < 2 or len(self.turn.text.split()) > 6:
+            return False
+        picked = resolve_reference(self.turn.text, listed, current=current)
+        if picked is None or picked == current:
+            return False
+        return self.triggered(patterns_only=True) is None
 
     async def start(self) -> bool:
         flow = self.follow_up()
