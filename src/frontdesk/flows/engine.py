@@ -58,7 +58,8 @@ _STOP = re.compile(
 # A general question ("how do returns work?") is answered from the knowledge base rather than
 # starting a flow; one about the customer's own things ("where is my order?") starts it.
 _QUESTION = re.compile(
-    r"^\s*(how|what|when|why|which|can|could|do|does|is|are|will|should|would)\b", re.IGNORECASE
+    r"^\s*(?:(?:how|what)(?:['’]?s)?|when|why|which|can|could|do|does|is|are|will|should|would)\b",
+    re.IGNORECASE,
 )
 _HOW_TO = re.compile(r"^\s*how\s+(do|can|should|would)\s+(i|we|you)\b|^\s*how\s+to\b", re.I)
 _PERSONAL = re.compile(
