@@ -503,6 +503,10 @@ async def test_that_a_cheaper_one_is_looked_for_below_the_lowest_price_shown(
     assert "All size 12" in other and "$236.57" in other and "$241.96" in other
     prices = [float(p) for p in re.findall(r"\$(\d+\.\d\d)", other)]
     assert prices and all(p < 249.12 for p in prices)
+    # After a product's details: below its lowest price in stock, not the boots' one.
+    await chat(client, cid, "tell me about the backpack")
+    cheapest = (await chat(client, cid, "anything cheaper?"))[0]
+    assert "nothing cheaper in stock" in cheapest and "$193.38 is the lowest" in cheapest
 
 
 async def test_that_a_products_options_prices_and_stock_come_from_the_catalog(
@@ -511,7 +515,8 @@ async def test_that_a_products_options_prices_and_stock_come_from_the_catalog(
     cid = await open_conversation(client)
     reply = (await chat(client, cid, "tell me about the hiking boots"))[0]
     assert reply.startswith("Hiking Boots: 9 of 19 variants in stock")
-    assert "waterproof: no, yes" in reply or "waterproof: yes, no" in reply
+    assert "waterproof: no, yes" in reply
+    assert "size: 7, 8, 9, 10, 11, 12" in reply  # in their order, not 10, 11, 12, 7, ...
 
 
 async def test_that_an_unavailable_variant_gets_in_stock_alternatives(

@@ -551,9 +551,17 @@ class _Run:
             self.stack.clear()
             return False
         if result.get("matches"):
-            # The cheapest product shown, for "a cheaper one" next.
+            # The lowest price shown, and of which product (None: several), for "a cheaper
+            # one" next.
             prices = [float(m["price"]) for m in result["matches"]]
-            self.memory["shown_min_price"] = f"{min(prices):.2f}"
+            names = {str(m["product"]) for m in result["matches"]}
+            self.memory["shown"] = {
+                "product": names.pop() if len(names) == 1 else None,
+                "min_price": f"{min(prices):.2f}",
+            }
+        elif result.get("min_price") and result.get("product"):
+            # A product's details: its lowest price in stock.
+            self.memory["shown"] = {"product": result["product"], "min_price": result["min_price"]}
         if "order_ids" in result:
             self.memory["listed_orders"] = list(result["order_ids"])
             self.memory["listed_order_products"] = dict(result.get("order_products", {}))

@@ -542,9 +542,11 @@ def product_query(turn: Turn) -> Any:
             option = "color" if said.lower().startswith("colo") else said.lower()
             if option in offered_names and option not in options:
                 options[option] = value
-    # "a cheaper one": under the lowest price just shown for the same product.
-    shown = turn.memory.get("shown_min_price")
-    cheaper = bool(_CHEAPER.search(turn.text)) and shown is not None and name == remembered
+    # "a cheaper one": under the lowest price the last search showed, for the same product (or
+    # for any, after a search across products).
+    last = dict(turn.memory.get("shown") or {})
+    shown = last.get("min_price")
+    cheaper = bool(_CHEAPER.search(turn.text)) and shown is not None and name == last.get("product")
     if not named and not options and not amounts and not cheaper:
         return None
     carried = dict(turn.memory.get("options", {})) if not named or name == remembered else {}

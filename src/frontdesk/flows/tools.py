@@ -491,8 +491,25 @@ async def _product_details(backend: Backend, ctx: ToolContext, args: ProductArgs
         "variants": len(record.variants),
         "in_stock": len(stocked),
         "price_range": f"{dollars(min(prices))} to {dollars(max(prices))}" if prices else "",
-        "options_text": "; ".join(f"{k}: {', '.join(sorted(v))}" for k, v in options.items()),
+        "min_price": f"{min(prices):.2f}" if prices else "",
+        "options_text": "; ".join(
+            f"{k}: {', '.join(sorted(v, key=_value_order))}" for k, v in options.items()
+        ),
     }
+
+
+_SIZES = ("XXS", "XS", "S", "M", "L", "XL", "XXL", "XXXL")
+
+
+def _value_order(value: str) -> tuple[int, float, str]:
+    """Sizes in their order: 7, 8, 10 (not 10, 7, 8); S, M, L, XL; then the rest by name."""
+    try:
+        return (0, float(value), value)
+    except ValueError:
+        pass
+    if value.upper() in _SIZES:
+        return (1, float(_SIZES.index(value.upper())), value)
+    return (2, 0.0, value.lower())
 
 
 def _match_view(match: Match) -> dict[str, Any]:
