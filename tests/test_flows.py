@@ -417,6 +417,19 @@ async def test_that_a_gift_card_that_does_not_cover_an_order_cannot_pay_for_it(
     assert await snapshot(frontdesk) == before  # the rule holds at the write itself
 
 
+async def test_that_the_payment_method_an_order_already_has_is_refused_when_chosen(
+    client: httpx.AsyncClient,
+) -> None:
+    cid, _ = await verified(client, "I'd like to change the payment method of my order", AARAV)
+    await chat(client, cid, "#W2443586")  # paid with PayPal
+    # Before, PayPal went to the confirmation, and the refusal came only after the yes.
+    refused = (await chat(client, cid, "paypal"))[0]
+    assert "already paid with your PayPal" in refused and "gift card (balance $22.00)" in refused
+    assert "Shall I go ahead?" not in refused
+    confirm = (await chat(client, cid, "the gift card then"))[0]
+    assert "pay order #W2443586 ($591.95) with your gift card instead" in confirm
+
+
 async def test_that_the_account_details_are_shown_only_after_verification(
     client: httpx.AsyncClient,
 ) -> None:

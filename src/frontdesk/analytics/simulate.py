@@ -817,6 +817,8 @@ class SimulationReport:
         average = f", average {self.csat_average:.2f}" if self.csat_average is not None else ""
         mix = ", ".join(f"{k} {v}" for k, v in sorted(self.scenarios.items()))
         unexpected = sum(self.unexpected.values())
+        which = ", ".join(f"{k} {v}" for k, v in sorted(self.unexpected.items()))
+        which = f" ({which})" if which else ""
         rate = self.conversations / self.seconds if self.seconds else 0.0
         lines = [
             f"simulated {self.conversations} conversations{span} ({mix})",
@@ -829,7 +831,7 @@ class SimulationReport:
             f"{self.reopened} reopened",
             f"CSAT given: {self.csat}{average}",
             f"conversions: {self.conversions} (revenue ${self.revenue:,.2f}); leads: {self.leads}",
-            f"unexpected replies handled: {unexpected}; errors: {self.errors}",
+            f"unexpected replies handled: {unexpected}{which}; errors: {self.errors}",
             f"took {self.seconds:.1f} s ({rate:.1f} conversations/s)",
         ]
         return lines + self.notes
@@ -1073,13 +1075,16 @@ class _Chat:
             return rng.choice(
                 ("{o} {v}", "I'd like {o} {v} instead", "{o} {v} please", "can I get {o} {v}")
             ).format(o=option, v=value)
-        if kind in ("payment_method", "refund_method"):
+        if kind in ("payment_method", "new_payment_method", "refund_method"):
             if plan.task == "payment":
                 original = plan.order.paid_with if plan.order is not None else ""
                 others = [p for p in customer.payments if not original.startswith(p)]
                 others = [p for p in others if p != "gift_card"] or others
                 if others:
                     return f"my {others[0].replace('_', ' ')}"
+                if kind == "new_payment_method":
+                    # Told the order's own method is the only one: the customer lets it be.
+                    return rng.choice(NEVER_MIND)
             choices = ["back to the original payment method", "the original payment method"]
             choices.append("same card I paid with" if "credit_card" in customer.payments else "")
             if "gift_card" in customer.payments and kind == "refund_method":

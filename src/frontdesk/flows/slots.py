@@ -424,6 +424,20 @@ def payment_method(turn: Turn) -> Any:
     return _payment(turn, allow_original=True)
 
 
+@slot_type("new_payment_method")
+def new_payment_method(turn: Turn) -> Any:
+    """A payment method other than the one the saved ``order`` is paid with (changing how an
+    order is paid): the order's own is refused here, before the confirmation."""
+    value = _payment(turn, allow_original=False)
+    paid_with = (turn.slots.get("order") or {}).get("paid_with")
+    if not isinstance(value, dict) or value.get("id") != paid_with:
+        return value
+    methods = (turn.slots.get("profile") or {}).get("payment_methods", [])
+    others = [str(m["label"]) for m in methods if m["id"] != paid_with]
+    choice = f"You can choose: {', '.join(others)}." if others else "It's the only one you have."
+    return Invalid(f"The order is already paid with your {value['label']}. {choice}")
+
+
 _CHANGES = (
     (re.compile(r"\baddress\b|\bship(ping)? to\b|\bdeliver(y|ed)? to\b", re.I), "address"),
     (re.compile(r"\bpay(ment|ing)?\b|\bcard\b|\bpaypal\b|\bgift\s?card\b", re.I), "payment"),
