@@ -462,10 +462,7 @@ def order_change(turn: Turn) -> Any:
 
 # Between the parts of an address: a comma, or spaces alone ("12 Main St Denver CO 80202").
 _SEP = r"(?:\s*,\s*|\s+)"
-_STATE = (
-    "(?i:" + "|".join(privacy.STATES.values()) + "|"
-    + "|".join(name.replace(" ", r"\s+") for name in privacy.STATES) + r")\b"
-)  # fmt: skip
+_STATE = rf"(?i:{privacy.STATE})\b"
 _STATE_BY_NAME = {name.casefold(): code for name, code in privacy.STATES.items()}
 _ADDRESS = re.compile(
     # The street line is usually a vault token (it is personal data), whose end is clear; typed

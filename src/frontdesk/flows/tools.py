@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from frontdesk.pipeline import privacy
 from frontdesk.shop.records import Address, Order, ProductRecord, dollars, options_text
 from frontdesk.shop.search import Match, alternatives, compare, find_variant, search
 
@@ -83,11 +84,7 @@ class AddressArgs(_Args):
         return Address(street, unit, self.city, self.state, self.zip, self.country)
 
 
-_UNIT = re.compile(
-    r",\s*((?:apt|apartment|suite|ste|unit|fl|floor|rm|room|bldg)\.?\s*#?\s*[a-z0-9-]{1,6}"
-    r"|#\s?\d{1,5}[a-z]?)\s*$",
-    re.IGNORECASE,
-)
+_UNIT = re.compile(rf",\s*({privacy.UNIT})\s*$")
 
 
 class OrderAddressArgs(OrderArgs):

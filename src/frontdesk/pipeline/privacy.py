@@ -285,6 +285,13 @@ STATES = {
 }  # fmt: skip
 _STATE_CODES = "|".join(STATES.values())
 _STATE_NAMES = "|".join(name.replace(" ", r"\s+") for name in STATES)
+# A state by code or name (case as the pattern using it says), for the flows' address slot too.
+STATE = rf"(?:{_STATE_CODES}|{_STATE_NAMES})"
+# A unit after the street: Apt 4B, Suite 259, Unit 12, #5.
+UNIT = (
+    r"(?:(?i:apt|apartment|suite|ste|unit|fl|floor|rm|room|bldg)\.?\s*#?\s*[A-Za-z0-9-]{1,6}"
+    r"|#\s?\d{1,5}[A-Za-z]?)(?![\w-])"
+)
 
 
 def _street(word: str) -> str:
@@ -297,16 +304,14 @@ def _street(word: str) -> str:
         # P.O. Box 4411
         r"|(?i:p\.?\s?o\.?\s?box|post\s+office\s+box)\s+\d{1,6}\b"
         r")"
-        # Apt 4B, Suite 259, Unit 12, #5
-        r"(?:,?\s*(?:(?i:apt|apartment|suite|ste|unit|fl|floor|rm|room|bldg)\.?\s*#?\s*"
-        r"[A-Za-z0-9-]{1,6}|#\s?\d{1,5}[A-Za-z]?)(?![\w-]))?"
+        rf"(?:,?\s*{UNIT})?"
     )
 
 
 def _address_re(case_insensitive: bool) -> re.Pattern[str]:
     word = r"[A-Za-z][A-Za-z'’.-]*" if case_insensitive else r"[A-Z][A-Za-z'’.-]*"
     city = rf"{word}(?:[ -]{word}){{0,2}}"
-    state = rf"(?:{_STATE_CODES}|{_STATE_NAMES})"
+    state = STATE
     zip_code = r"\d{5}(?:-\d{4})?(?![\w-])"
     uk_postcode = r"[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}\b"
     pattern = (
