@@ -38,6 +38,7 @@ bench: $(STAMP)  ## turn latency and throughput, retrieval quality, encoder cost
 	$(BIN)/python benchmarks/turn_latency.py
 	$(BIN)/python benchmarks/model_overhead.py
 	$(BIN)/python benchmarks/retrieval.py
+	$(BIN)/python benchmarks/answers.py
 	$(BIN)/python benchmarks/encoder.py
 	$(BIN)/python benchmarks/store_turn.py
 	$(BIN)/python benchmarks/model_client.py

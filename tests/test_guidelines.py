@@ -21,6 +21,19 @@ def test_that_the_demo_guidelines_load() -> None:
     assert "I promise" in guidelines.forbidden_phrases
 
 
+def test_that_the_articles_of_an_intent_are_named_as_the_help_centre_names_them() -> None:
+    guidelines = parse_guidelines(
+        "intents:\n  articles:\n    refund_status: [Refunds.md, price adjustments]\n"
+    )
+    assert guidelines.intents.articles == {"refund_status": ("refunds", "price-adjustments")}
+    assert load_guidelines(DEMO).intents.articles["discount"] == (
+        "promotions-and-discount-codes",
+        "price-adjustments",
+    )
+    with pytest.raises(GuidelinesError, match=r"intents\.articles\.refund_status"):
+        parse_guidelines('intents:\n  articles:\n    refund_status: [""]\n')
+
+
 def test_that_an_empty_file_gives_the_defaults() -> None:
     guidelines = parse_guidelines("")
     assert guidelines.texts.greeting

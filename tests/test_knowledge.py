@@ -192,6 +192,25 @@ async def test_that_hybrid_retrieval_finds_the_right_article_first(
     assert early == retriever.search_vector(question, vector, 5) == passages
 
 
+async def test_that_the_best_passage_of_named_articles_is_found_with_the_same_score(
+    frontdesk: Frontdesk,
+) -> None:
+    question = "do you price match"
+    retriever, vector = frontdesk.retriever, await frontdesk.embedder.embed_one(question)
+    ranked = retriever.search_vector(question, vector, retriever.size)
+    for articles in (["price-adjustments"], ["refunds", "warranty"]):
+        best = retriever.best_within(question, vector, articles)
+        assert best == next(p for p in ranked if p.cite_id in articles)
+    # FAQ entries cite the article they summarise; summaries=False keeps the article's own.
+    with_faq = [p for p in ranked if p.cite_id == "refunds"]
+    assert any(p.article_id != "refunds" for p in with_faq)
+    own = retriever.best_within(question, vector, ["refunds"], summaries=False)
+    assert own == next(p for p in with_faq if p.article_id == "refunds")
+    assert retriever.best_within(question, vector, ["no-such-article"]) is None
+    assert {"refunds", "price-adjustments"} <= retriever.articles()
+    assert not any(a.startswith("faq--") for a in retriever.articles())
+
+
 async def test_that_a_running_service_picks_up_an_ingest_made_by_another_process(
     tmp_path: Path, shared_embedder: SharedEmbedder
 ) -> None:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import httpx
 import pytest
-from tests.conftest import open_conversation, say
+from tests.conftest import SharedEmbedder, open_conversation, say
 
+from frontdesk.config import Settings
+from frontdesk.demo import DEMO_INTENTS
 from frontdesk.pipeline.sentiment import mood
+from frontdesk.service import Frontdesk
 
 
 @pytest.mark.parametrize(
@@ -70,6 +76,41 @@ async def test_that_a_question_about_a_products_options_is_answered_from_the_cat
     assert "color: black, green, grey, navy" in reply["text"] and reply["citations"] == []
     result = await say(smart_client, conversation_id, "how much does shipping cost for it?")
     assert result["replies"][0]["citations"][0]["id"] == "shipping-costs"
+
+
+async def test_that_a_faq_answer_to_another_question_needs_the_usual_bar(
+    smart_client: httpx.AsyncClient,
+) -> None:
+    # The intent (payment_methods) names the gift-cards article, whose FAQ entry "Can I pay
+    # for my order with a gift card?" was the best passage at 0.40: from the intent's lower
+    # bar it answered "Yes, if the gift card balance covers..." to a question about Apple Pay.
+    conversation_id = await open_conversation(smart_client)
+    [reply] = (await say(smart_client, conversation_id, "can i pay with apple pay"))["replies"]
+    assert not reply["text"].startswith("Yes"), reply["text"]
+    result = await say(smart_client, await open_conversation(smart_client), "how can i pay")
+    assert result["replies"][0]["citations"][0]["id"] == "payment-methods"
+
+
+async def test_that_names_in_intents_articles_that_do_not_exist_are_reported(
+    settings: Settings, shared_embedder: SharedEmbedder, demo_intents: Path
+) -> None:
+    shutil.copytree(demo_intents, settings.data_dir / "models")
+    fd = Frontdesk(
+        settings.model_copy(update={"intent_model": DEMO_INTENTS}), embedder=shared_embedder
+    )
+    await fd.start()
+    try:
+        assert fd.intent_article_problems() == []  # the demo's own mapping
+        articles = {"refund_status": ("refunds", "refund-times"), "refund_stauts": ("refunds",)}
+        fd.guidelines = fd.guidelines.model_copy(
+            update={"intents": fd.guidelines.intents.model_copy(update={"articles": articles})}
+        )
+        assert fd.intent_article_problems() == [
+            "intents the model lacks: refund_stauts",
+            "articles the help centre lacks: refund-times",
+        ]
+    finally:
+        await fd.close()
 
 
 async def test_that_goodbye_is_answered_in_kind(smart_client: httpx.AsyncClient) -> None:

@@ -84,6 +84,15 @@ class Settings(BaseSettings):
         le=1.0,
         description="Retrieval confidence at or above which the bot answers from the knowledge.",
     )
+    agreed_answer_threshold: float = Field(
+        default=0.35,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "The same for a passage of an article that the confidently predicted intent names "
+            "(intents.articles in the guidelines): two signals agree, so a lower bar."
+        ),
+    )
     retrieval_top_k: int = Field(default=5, ge=1, description="Passages kept after fusion.")
     embedding_threads: int = Field(
         default=1, ge=1, description="onnxruntime intra-op threads for the sentence encoder."

@@ -427,6 +427,24 @@ class Frontdesk:
         await self.load_approved_answers()
         self._knowledge_signature = signature
         log.info("knowledge index loaded: %d chunks", self._retriever.size)
+        for problem in self.intent_article_problems():
+            log.warning("guidelines intents.articles names %s", problem)
+
+    def intent_article_problems(self) -> list[str]:
+        """What ``intents.articles`` in the guidelines names that the help centre or the
+        intent model lacks (such a name is never used)."""
+        mapping = self.guidelines.intents.articles
+        problems = []
+        if self.intents is not None:
+            unknown = sorted(set(mapping) - set(self.intents.labels))
+            if unknown:
+                problems.append(f"intents the model lacks: {', '.join(unknown)}")
+        if self._retriever is not None and self._retriever.size:
+            known = self._retriever.articles()
+            missing = sorted({a for names in mapping.values() for a in names} - known)
+            if missing:
+                problems.append(f"articles the help centre lacks: {', '.join(missing)}")
+        return problems
 
     async def _refresh_knowledge(self) -> None:
         """Reload the index when another process (``frontdesk ingest``) changed the knowledge."""

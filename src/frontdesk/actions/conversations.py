@@ -24,19 +24,26 @@ from frontdesk.core.types import (
     ConversationId,
     Message,
     Mode,
+    Passage,
     Role,
     Status,
     utcnow,
 )
 from frontdesk.flows import engine as flow_engine
 from frontdesk.knowledge.retrieval import Retriever
-from frontdesk.learning.intents import Floats
+from frontdesk.learning.intents import Floats, Prediction
 from frontdesk.pipeline import context as context_stage
 from frontdesk.pipeline import privacy
 from frontdesk.pipeline.decide import Action, Decision, decide, overrides
 from frontdesk.pipeline.guard import Guarded, guard
 from frontdesk.pipeline.respond import Draft, respond
-from frontdesk.pipeline.understand import Reading, needs_knowledge, read, understand
+from frontdesk.pipeline.understand import (
+    Reading,
+    intent_articles,
+    needs_knowledge,
+    read,
+    understand,
+)
 from frontdesk.service import Frontdesk, Profile
 
 
@@ -415,12 +422,17 @@ async def _think(
     context = context_stage.build(received.conversation, received.history, settings.history_turns)
     passages = []
     intent = None
+    threshold = settings.answer_threshold
+    by_intent = False
     if vector is not None:
         lexical = prepared.lexical if prepared and prepared.retriever is fd.retriever else None
         passages = fd.retriever.search_vector(text, vector, settings.retrieval_top_k, lexical)
         if profile.intents is not None:
             ngrams = prepared.ngrams if prepared else None
             intent = await profile.intents.predict_message(text, vector, ngrams)
+            passages, by_intent = _by_intent(fd, text, vector, lexical, passages, intent, profile)
+        if by_intent:
+            threshold = min(threshold, settings.agreed_answer_threshold)
     understanding = understand(
         text,
         passages,
@@ -438,7 +450,7 @@ async def _think(
     flow = None
     if first:
         flow = await flow_engine.handle(
-            _runtime(fd, received.conversation.id, profile),
+            _runtime(fd, received.conversation.id, profile, threshold),
             context.state,
             flow_engine.TurnInput(
                 text=fd.speller.correct(received.message.text),
@@ -466,7 +478,7 @@ async def _think(
     elif flow is not None:
         decision, draft = _flow_decision(flow, understanding, guidelines, open_now)
     else:
-        decision = decide(context, understanding, guidelines, settings.answer_threshold, text)
+        decision = decide(context, understanding, guidelines, threshold, text)
         draft = respond(decision, understanding, guidelines, open_now=open_now)
         if fd.chat_model is not None and model_turn.wants_model(decision.action, decision.reason):
             decision, written = await model_turn.compose(
@@ -495,6 +507,8 @@ async def _think(
         "frustration": understanding.mood.frustration,
         "passages": [p.chunk_id for p in understanding.passages[:3]],
     }
+    if by_intent:
+        meta["by_intent"] = True
     if understanding.entities:
         meta["entities"] = [{"kind": e.kind, "value": e.value} for e in understanding.entities]
     if understanding.mood.signals:
@@ -523,7 +537,37 @@ def _answered(state: dict[str, Any]) -> dict[str, Any]:
     return carried
 
 
-def _runtime(fd: Frontdesk, conversation_id: str, profile: Profile) -> flow_engine.Runtime:
+def _by_intent(
+    fd: Frontdesk,
+    text: str,
+    vector: Vector,
+    lexical: Vector | None,
+    passages: list[Passage],
+    intent: Prediction | None,
+    profile: Profile,
+) -> tuple[list[Passage], bool]:
+    """``passages`` with the best passage of the articles that answer the predicted intent
+    (``intents.articles``) first, and True, when that passage reaches the lower bar of
+    agreement; otherwise ``passages`` as they are, and False. A FAQ entry that summarises one
+    of the articles answers one precise question ("Can I pay with a gift card?": "Yes, if
+    ..."), so it needs the usual bar; below it, the articles' own passages are looked at."""
+    articles = intent_articles(intent, profile.guidelines.intents)
+    if not articles:
+        return passages, False
+    settings = fd.settings
+    best = fd.retriever.best_within(text, vector, articles, lexical)
+    summary = best is not None and best.article_id != best.cite_id  # a FAQ entry citing it
+    if best is not None and summary and best.similarity < settings.answer_threshold:
+        best = fd.retriever.best_within(text, vector, articles, lexical, summaries=False)
+    if best is None or best.similarity < settings.agreed_answer_threshold:
+        return passages, False
+    others = [p for p in passages if p.chunk_id != best.chunk_id]
+    return [best, *others][: max(len(passages), 1)], True
+
+
+def _runtime(
+    fd: Frontdesk, conversation_id: str, profile: Profile, threshold: float
+) -> flow_engine.Runtime:
     from frontdesk.actions.shop import ShopBackend
 
     return flow_engine.Runtime(
@@ -531,7 +575,7 @@ def _runtime(fd: Frontdesk, conversation_id: str, profile: Profile) -> flow_engi
         backend=ShopBackend(fd),
         conversation_id=conversation_id,
         guidelines=profile.guidelines,
-        threshold=fd.settings.answer_threshold,
+        threshold=threshold,
         catalog=fd.catalog,
         products=fd.products,
         high_value=profile.guidelines.escalation.high_value_order,

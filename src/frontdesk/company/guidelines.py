@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from frontdesk.knowledge.documents import slugify
+
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -214,6 +216,23 @@ class IntentNames(_Strict):
     goodbye: NonEmpty = "goodbye"
     affirm: NonEmpty = "affirm"
     deny: NonEmpty = "deny"
+    articles: dict[NonEmpty, tuple[NonEmpty, ...]] = Field(
+        default_factory=dict,
+        description=(
+            "Intent label: the help-centre articles (file names without .md) that answer it. "
+            "When the model is confident of the intent, the best passage of these articles "
+            "comes first and is answered from a lower similarity (agreed_answer_threshold)."
+        ),
+    )
+
+    @field_validator("articles")
+    @classmethod
+    def _article_ids(cls, articles: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        """Article ids as the help centre gives them ("Refunds.md" -> "refunds")."""
+        return {
+            label: tuple(slugify(name.removesuffix(".md"), 190) for name in names)
+            for label, names in articles.items()
+        }
 
 
 class KpiTargets(_Strict):

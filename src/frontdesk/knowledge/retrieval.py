@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import bm25s
@@ -67,6 +67,9 @@ class Retriever:
         self._vectors = vectors
         self._embedder = embedder
         self._bm25: bm25s.BM25 | None = None
+        self._by_article: dict[str, list[int]] = {}
+        for i, chunk in enumerate(self._chunks):
+            self._by_article.setdefault(chunk.cite_id, []).append(i)
         if self._chunks:
             corpus = [f"{c.title}\n{c.text}" for c in self._chunks]
             self._bm25 = bm25s.BM25()
@@ -126,6 +129,22 @@ class Retriever:
         top = float(scores.max())
         return scores / top if top > 0 else scores
 
+    def _lexical_for(self, query: str, lexical: Vector | None) -> Vector:
+        return self.lexical(query) if lexical is None or len(lexical) != self.size else lexical
+
+    def _passage(self, i: int, fused: float, similarity: float) -> Passage:
+        chunk = self._chunks[i]
+        return Passage(
+            chunk_id=chunk.id,
+            article_id=chunk.article_id,
+            title=chunk.title,
+            text=chunk.text,
+            cite_id=chunk.cite_id,
+            cite_title=chunk.cite_title,
+            score=fused,
+            similarity=similarity,
+        )
+
     def search_vector(
         self, query: str, vector: Vector, top_k: int = 5, lexical: Vector | None = None
     ) -> list[Passage]:
@@ -134,23 +153,38 @@ class Retriever:
         if not self._chunks:
             return []
         similarities = self._vectors @ vector
-        if lexical is None or len(lexical) != len(self._chunks):
-            lexical = self.lexical(query)
-        fused = similarities + LEXICAL_WEIGHT * lexical
+        fused = similarities + LEXICAL_WEIGHT * self._lexical_for(query, lexical)
         order = np.argsort(-fused)[:top_k]
-        return [
-            Passage(
-                chunk_id=self._chunks[i].id,
-                article_id=self._chunks[i].article_id,
-                title=self._chunks[i].title,
-                text=self._chunks[i].text,
-                cite_id=self._chunks[i].cite_id,
-                cite_title=self._chunks[i].cite_title,
-                score=float(fused[i]),
-                similarity=float(similarities[i]),
-            )
-            for i in (int(j) for j in order)
-        ]
+        return [self._passage(int(i), float(fused[i]), float(similarities[i])) for i in order]
+
+    def best_within(
+        self,
+        query: str,
+        vector: Vector,
+        articles: Collection[str],
+        lexical: Vector | None = None,
+        *,
+        summaries: bool = True,
+    ) -> Passage | None:
+        """The best chunk by :meth:`search_vector`'s score among those that cite one of
+        ``articles`` (a FAQ entry cites the article it summarises; ``summaries=False`` leaves
+        such entries out); None if none does."""
+        rows = sorted(
+            i
+            for a in articles
+            for i in self._by_article.get(a, ())
+            if summaries or self._chunks[i].article_id == a
+        )
+        if not rows:
+            return None
+        similarities = self._vectors[rows] @ vector
+        fused = similarities + LEXICAL_WEIGHT * self._lexical_for(query, lexical)[rows]
+        best = int(np.argmax(fused))
+        return self._passage(rows[best], float(fused[best]), float(similarities[best]))
+
+    def articles(self) -> frozenset[str]:
+        """The ids of the articles the chunks cite."""
+        return frozenset(self._by_article)
 
     async def search(self, query: str, top_k: int = 5) -> list[Passage]:
         vector = await self._embedder.embed_one(query)

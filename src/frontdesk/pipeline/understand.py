@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from frontdesk.company.catalog import Catalog
-from frontdesk.company.guidelines import Escalation, Guidelines
+from frontdesk.company.guidelines import Escalation, Guidelines, IntentNames
 from frontdesk.core.types import Passage
 from frontdesk.learning.intents import Prediction
 from frontdesk.pipeline.entities import Entity, extract
@@ -100,6 +100,14 @@ def _small_talk(pattern: re.Pattern[str], text: str) -> bool:
         return False
     before = " ".join(parts[:-1])
     return "?" not in before and len(before.split()) <= 4
+
+
+def intent_articles(intent: Prediction | None, names: IntentNames) -> tuple[str, ...]:
+    """The help-centre articles that answer ``intent`` (``intents.articles``), when the model
+    is confident of it; otherwise none."""
+    if intent is None or intent.out_of_scope or intent.confidence < names.min_confidence:
+        return ()
+    return names.articles.get(intent.label, ())
 
 
 def needs_knowledge(text: str, guidelines: Guidelines) -> bool:

@@ -220,6 +220,8 @@ class Workspace:
             if company is not None and (company / "knowledge").is_dir():
                 report = await fd.ingest(company / "knowledge")
                 say(f"knowledge: {report.articles} articles, {report.chunks} chunks")
+                for problem in fd.intent_article_problems():
+                    say(f"notice: guidelines intents.articles names {problem}")
             accepted = settings.data_dir / "knowledge"  # accepted knowledge gaps
             if accepted.is_dir():
                 report = await fd.ingest(accepted)
