@@ -29,6 +29,7 @@ from frontdesk.service import Frontdesk
 RAJ = "raj.sanchez2046@example.com"  # #W4566809 pending; #W1067251, #W7736708 delivered
 AARAV = "aarav.nguyen1293@example.com"  # #W7728728 delivered (Hiking Boots size 7)
 JUAN_ORDER = "#W9537685"  # Juan Nguyen's pending order: not Raj's
+ISABELLA = "isabella.sanchez6218@example.com"  # #W4277243 cancelled, $271.89 back to PayPal
 
 
 async def snapshot(fd: Frontdesk) -> dict[str, Any]:
@@ -207,6 +208,46 @@ async def test_that_a_return_is_booked_with_confirmation(
     [earbuds] = [i.item_id for i in returned.items if i.name == "Wireless Earbuds"]
     assert returned.details["return_items"] == [earbuds]
     assert returned.details["refund_method_id"].startswith("gift_card_")
+
+
+# --- refunds -----------------------------------------------------------------------------
+
+
+async def test_that_a_refund_made_is_shown_with_where_it_went_and_when_it_shows(
+    client: httpx.AsyncClient,
+) -> None:
+    # Isabella has one order with a refund, so it is taken without asking.
+    _, reply = await verified(client, "where is my refund?", ISABELLA)
+    assert "Order #W4277243 (cancelled): refunded $271.89 to your PayPal." in reply
+    assert "5–7 business days" in reply and "ask your bank first" in reply
+
+
+async def test_that_a_booked_returns_refund_waits_for_the_items(
+    client: httpx.AsyncClient,
+) -> None:
+    cid, _ = await verified(client, "I want to return the earbuds from order #W1067251")
+    assert "your return is booked" in (await chat(client, cid, "to my gift card", "yes"))[1]
+    reply = (await chat(client, cid, "has my refund come through yet?"))[0]
+    assert "The return of Wireless Earbuds" in reply and "from order #W1067251" in reply
+    assert "$258.84 goes to your gift card once the items arrive" in reply
+    assert "A refund to a gift card is there at once." in reply
+
+
+async def test_that_a_customer_without_a_refund_is_told_where_refunds_come_from(
+    client: httpx.AsyncClient,
+) -> None:
+    _, reply = await verified(client, "I never got my money back")
+    assert "None of your orders has a refund yet" in reply
+
+
+async def test_that_the_refund_of_another_customers_order_is_not_shown(
+    client: httpx.AsyncClient,
+) -> None:
+    _, reply = await verified(client, f"where is my refund for {JUAN_ORDER}?", ISABELLA)
+    assert f"can't find an order {JUAN_ORDER} on your account" in reply
+    assert "Mechanical Keyboard" not in reply and f"{JUAN_ORDER} (" not in reply
+    # Then her own refund, the only one.
+    assert "Order #W4277243 (cancelled): refunded $271.89" in reply
 
 
 async def test_that_the_order_holding_the_named_product_is_taken_without_asking(

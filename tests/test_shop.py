@@ -97,6 +97,33 @@ def test_that_a_refund_goes_only_to_the_original_method_or_a_gift_card() -> None
         policy.return_items(order, profile, ["111"], "paypal_9")
 
 
+def test_that_an_orders_refunds_are_the_ones_made_and_the_one_a_return_waits_for() -> None:
+    pending = _order("pending")
+    assert not policy.refunds(pending).any
+    cancelled = policy.cancel(pending, _profile(), "ordered by mistake").order
+    assert cancelled is not None
+    found = policy.refunds(cancelled)
+    assert found.made == ((Decimal("100.00"), "credit_card_1"),) and found.awaiting is None
+    two = replace(
+        _order("delivered"),
+        items=(
+            Item("111", "p1", "Hiking Boots", Decimal("100.00"), {"size": "8"}),
+            Item("111", "p1", "Hiking Boots", Decimal("100.00"), {"size": "8"}),
+            Item("222", "p2", "Tent", Decimal("50.50"), {}),
+        ),
+    )
+    returned = policy.return_items(two, _profile(), ["111", "111"], "gift_card_1").order
+    assert returned is not None
+    awaiting = policy.refunds(returned).awaiting
+    assert awaiting is not None
+    amount, method, items = awaiting
+    assert (amount, method, [i.name for i in items]) == (
+        Decimal("200.00"),
+        "gift_card_1",
+        ["Hiking Boots", "Hiking Boots"],
+    )
+
+
 def test_that_a_gift_card_must_cover_a_price_difference() -> None:
     from frontdesk.shop.records import ProductRecord, Variant
 
@@ -200,6 +227,7 @@ def test_that_the_demo_flows_load() -> None:
         "change_default_address",
         "product_search",
         "lead_capture",
+        "refund_status",
     } <= set(flows.by_name)
 
 

@@ -61,6 +61,13 @@ _QUESTION = re.compile(
     r"^\s*(?:(?:how|what)(?:['’]?s)?|when|why|which|can|could|do|does|is|are|will|should|would)\b",
     re.IGNORECASE,
 )
+# An indirect question ("My brother wants to know how long refunds take", "I was wondering
+# what sizes you have") is read from its question word on.
+_INDIRECT = re.compile(
+    r"^.{0,40}?\b(?:wants?|wanted|would like|'d like|needs?|asked|asks|was wondering|"
+    r"wondering|wonder)\s+(?:to know\s+)?(?=(?:how|what|when|why|which)\b)",
+    re.IGNORECASE,
+)
 _HOW_TO = re.compile(r"^\s*how\s+(do|can|should|would)\s+(i|we|you)\b|^\s*how\s+to\b", re.I)
 _PERSONAL = re.compile(
     r"\b(my|mine|me|i'?d|i want|i need|i would|i'?m|#?w\d{7}|can you|could you|would you|"
@@ -209,7 +216,7 @@ class _Run:
         Read on the last sentence of the request ("Just tell me. How do exchanges work?")."""
         core = self.turn.core or self.turn.text
         sentences = [x for x in re.split(r"(?<=[.!?])\s+", core.strip()) if x]
-        last = sentences[-1] if sentences else core
+        last = _INDIRECT.sub("", sentences[-1] if sentences else core, count=1)
         return bool(_QUESTION.match(last)) and not _PERSONAL.search(last)
 
     def knowledge_first(self) -> bool:

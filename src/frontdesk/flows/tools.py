@@ -387,7 +387,12 @@ async def _order(backend: Backend, ctx: ToolContext, args: OrderArgs) -> dict[st
 @tool("list_orders", "The verified customer's orders with their status.", NoArgs, needs_auth=True)
 async def _orders(backend: Backend, ctx: ToolContext, args: NoArgs) -> dict[str, Any]:
     assert ctx.customer_id is not None
-    orders = await backend.orders_of(ctx.customer_id)
+    return _orders_view(await backend.orders_of(ctx.customer_id))
+
+
+def _orders_view(orders: list[Order]) -> dict[str, Any]:
+    """A list of orders as the flows show it; its ``order_ids`` become the listed orders that
+    "the second one" refers to."""
     lines = [
         f"{n}. {o.id}: {o.status}, {', '.join(i.name for i in o.items)}"
         for n, o in enumerate(orders, start=1)
@@ -401,6 +406,75 @@ async def _orders(backend: Backend, ctx: ToolContext, args: NoArgs) -> dict[str,
         "text": "\n".join(lines),
         "count": len(orders),
     }
+
+
+@tool(
+    "list_refunds",
+    "The verified customer's orders with a refund: made, or waiting for returned items.",
+    NoArgs,
+    needs_auth=True,
+)
+async def _refund_orders(backend: Backend, ctx: ToolContext, args: NoArgs) -> dict[str, Any]:
+    from frontdesk.shop.policy import refunds
+
+    assert ctx.customer_id is not None
+    orders = await backend.orders_of(ctx.customer_id)
+    return _orders_view([o for o in orders if refunds(o).any])
+
+
+@tool(
+    "get_refund_status",
+    "The refunds of one of the customer's orders: those made, where they went, and the one a "
+    "booked return waits for.",
+    OrderArgs,
+    needs_auth=True,
+)
+async def _refund_status(backend: Backend, ctx: ToolContext, args: OrderArgs) -> dict[str, Any]:
+    from frontdesk.shop.policy import refunds
+
+    assert ctx.customer_id is not None
+    order = await _own_order(backend, ctx, args.order_id)
+    found = refunds(order)
+    profile = await backend.profile_view(ctx.customer_id)
+    methods = {str(m["id"]): m for m in profile["payment_methods"]}
+
+    def to(method_id: str) -> str:
+        method = methods.get(method_id)
+        return f"your {method['name']}" if method else "the original payment method"
+
+    made = [f"{dollars(amount)} to {to(method)}" for amount, method in found.made]
+    view: dict[str, Any] = {
+        "order_id": order.id,
+        "status": order.status,
+        "state": "none",
+        "refunds_text": "; ".join(made),
+        "awaiting_amount": "",
+        "awaiting_to": "",
+        "awaiting_items": "",
+    }
+    destinations = [method for _, method in found.made]
+    if found.awaiting is not None:
+        amount, method, items = found.awaiting
+        view |= {
+            "state": "awaiting_return",
+            "awaiting_amount": dollars(amount),
+            "awaiting_to": to(method),
+            "awaiting_items": ", ".join(i.label() for i in items),
+        }
+        destinations.append(method)
+    elif made:
+        view["state"] = "refunded"
+    gift_only = bool(destinations) and all(
+        methods.get(m, {}).get("source") == "gift_card" for m in destinations
+    )
+    view["timing_text"] = (
+        "A refund to a gift card is there at once."
+        if gift_only
+        else "A refund to a card or PayPal shows within 5–7 business days of being issued, "
+        "and your bank may take a little longer. If it isn't there after 7 business days, "
+        "please ask your bank first, then ask me for a person from our team."
+    )
+    return view
 
 
 @tool(

@@ -212,6 +212,35 @@ def return_items(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Refunds:
+    """An order's refunds: those made (its payment history's refund entries, as amount and
+    payment method id) and the one a booked return waits for (issued when the items arrive
+    at the warehouse)."""
+
+    made: tuple[tuple[Decimal, str], ...]
+    awaiting: tuple[Decimal, str, tuple[Item, ...]] | None
+
+    @property
+    def any(self) -> bool:
+        return bool(self.made) or self.awaiting is not None
+
+
+def refunds(order: Order) -> Refunds:
+    made = tuple(
+        (Decimal(str(p["amount"])).quantize(Decimal("0.01")), str(p["payment_method_id"]))
+        for p in order.payments
+        if p.get("transaction_type") == "refund"
+    )
+    awaiting = None
+    if order.status == "return requested":
+        picked = _pick_items(order, [str(i) for i in order.details.get("return_items", [])])
+        amount = sum((i.price for i in picked), Decimal("0.00"))
+        method = str(order.details.get("refund_method_id") or order.paid_with or "")
+        awaiting = (amount, method, tuple(picked))
+    return Refunds(made, awaiting)
+
+
 def _swap(
     order: Order,
     item_ids: Sequence[str],
