@@ -68,6 +68,14 @@ _INDIRECT = re.compile(
     r"wondering|wonder)\s+(?:to know\s+)?(?=(?:how|what|when|why|which)\b)",
     re.IGNORECASE,
 )
+# A policy named without a question word ("return policy?") asks how things work too.
+_POLICY = re.compile(r"\bpolic(y|ies)\b", re.IGNORECASE)
+# A product's price ("how much is the backpack?"), not what shipping or a return costs.
+_PRICE = re.compile(r"\b(how much|prices?|priced|costs?)\b", re.IGNORECASE)
+_NOT_PRICE = re.compile(
+    r"\b(ship|shipping|shipped|deliver|delivery|return|returns|refund|tax|taxes|duties|customs)\b",
+    re.IGNORECASE,
+)
 _HOW_TO = re.compile(r"^\s*how\s+(do|can|should|would)\s+(i|we|you)\b|^\s*how\s+to\b", re.I)
 _PERSONAL = re.compile(
     r"\b(my|mine|me|i'?d|i want|i need|i would|i'?m|#?w\d{7}|can you|could you|would you|"
@@ -217,7 +225,8 @@ class _Run:
         core = self.turn.core or self.turn.text
         sentences = [x for x in re.split(r"(?<=[.!?])\s+", core.strip()) if x]
         last = _INDIRECT.sub("", sentences[-1] if sentences else core, count=1)
-        return bool(_QUESTION.match(last)) and not _PERSONAL.search(last)
+        asks = _QUESTION.match(last) is not None or _POLICY.search(last) is not None
+        return asks and not _PERSONAL.search(last)
 
     def knowledge_first(self) -> bool:
         return self.general_question() and self.turn.confidence >= self.rt.threshold
@@ -234,8 +243,9 @@ class _Run:
 
     def about_options(self, flow: Flow) -> bool:
         """A question about a named product's options ("What colors does the backpack come
-        in?") that the flow's pattern matched: the catalog answers it (the options in stock)
-        better than a help-centre article about the product."""
+        in?") or price ("how much is the backpack?") that the flow's pattern matched: the
+        catalog answers it (the options in stock, the prices) better than a help-centre article
+        about the product."""
         catalog = self.rt.catalog
         if catalog is None or "product" not in flow.triggers.entities:
             return False
@@ -244,6 +254,8 @@ class _Run:
         ):
             return False
         text = self.turn.text.lower().replace("colour", "color")
+        if _PRICE.search(text) and not _NOT_PRICE.search(text):
+            return True
         return any(re.search(rf"\b{re.escape(n.lower())}s?\b", text) for n in catalog.option_names)
 
     def knowledge_answer(self) -> str | None:
