@@ -67,6 +67,17 @@ async def test_that_the_return_policy_is_answered_however_it_is_typed(
     assert reply["citations"][0]["id"] == "returns"
 
 
+async def test_that_where_to_find_something_is_answered_from_the_help_centre(
+    smart_client: httpx.AsyncClient,
+) -> None:
+    # The intent model's order_status started the order status flow (verification, then the
+    # list of orders) on a question about where an order number is written.
+    conversation_id = await open_conversation(smart_client)
+    question = "where do I find my order number"
+    [reply] = (await say(smart_client, conversation_id, question))["replies"]
+    assert reply["citations"][0]["id"] == "finding-your-order-number", reply["text"]
+
+
 async def test_that_a_question_about_a_products_options_is_answered_from_the_catalog(
     smart_client: httpx.AsyncClient,
 ) -> None:

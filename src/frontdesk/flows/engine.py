@@ -76,7 +76,7 @@ _NOT_PRICE = re.compile(
     r"\b(ship|shipping|shipped|deliver|delivery|return|returns|refund|tax|taxes|duties|customs)\b",
     re.IGNORECASE,
 )
-_HOW_TO = re.compile(r"^\s*how\s+(do|can|should|would)\s+(i|we|you)\b|^\s*how\s+to\b", re.I)
+_HOW_TO = re.compile(r"^\s*(how|where)\s+(do|can|should|would)\s+(i|we|you)\b|^\s*how\s+to\b", re.I)
 _PERSONAL = re.compile(
     r"\b(my|mine|me|i'?d|i want|i need|i would|i'?m|#?w\d{7}|can you|could you|would you|"
     r"will you|please|recommend|suggest|do you (have|sell|carry|stock)|is there|are there)\b",
@@ -232,9 +232,10 @@ class _Run:
         return self.general_question() and self.turn.confidence >= self.rt.threshold
 
     def how_to(self, flow: Flow) -> bool:
-        """A how-to question ("how do I wash my backpack?") that the help centre answers with
-        confidence and that started the flow by its intent alone (none of its patterns
-        matched): the help centre answers it, though "my" makes it sound like a request."""
+        """A how-to question ("how do I wash my backpack?", "where do I find my order
+        number?") that the help centre answers with confidence and that started the flow by
+        its intent alone (none of its patterns matched): the help centre answers it, though
+        "my" makes it sound like a request."""
         return (
             _HOW_TO.match(self.turn.core or self.turn.text) is not None
             and self.turn.confidence >= self.rt.threshold
