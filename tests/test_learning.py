@@ -141,12 +141,14 @@ def test_that_the_cli_trains_evaluates_lists_and_activates(tmp_path: Path) -> No
     assert missing.exit_code == 1 and "has no version 9" in missing.output
 
 
-def test_that_models_list_fits_80_columns_and_cuts_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _long_named_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, width: int
+) -> tuple[Path, list[str], str]:
+    """A model with a long name, trained from a file under a long path with spaces, listed
+    on a terminal ``width`` columns wide: (the file, the --data-dir arguments, the name)."""
     from frontdesk import cli_learning
 
-    monkeypatch.setattr(cli_learning.out, "width", 80)
+    monkeypatch.setattr(cli_learning.out, "width", width)
     folder = tmp_path / "a rather long folder name" / "for the company data"
     folder.mkdir(parents=True)
     data = _write(folder, "intents-train.csv", TOY)
@@ -154,6 +156,13 @@ def test_that_models_list_fits_80_columns_and_cuts_nothing(
     name = "northwind-outfitters-support"
     trained = runner.invoke(app, ["train", "intents", str(data), "--name", name, *home])
     assert trained.exit_code == 0, trained.output
+    return data, home, name
+
+
+def test_that_models_list_fits_80_columns_and_cuts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, home, name = _long_named_model(tmp_path, monkeypatch, width=80)
     listed = runner.invoke(app, ["models", "list", *home])
     assert listed.exit_code == 0, listed.output
     assert max(len(line) for line in listed.stdout.splitlines()) <= 80
@@ -167,6 +176,22 @@ def test_that_models_list_fits_80_columns_and_cuts_nothing(
     assert paths.replace(" ", "") == str(data).replace(" ", "")
     created = ModelRegistry(tmp_path / "d" / "models").get("intents", name).meta["created_at"]
     assert str(created)[:10] in rows[0]
+
+
+def test_that_models_list_under_80_columns_lists_each_version_as_a_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The table's columns were a few letters wide there ("demo-" / "store", the path six
+    # letters a line).
+    data, home, name = _long_named_model(tmp_path, monkeypatch, width=60)
+    listed = runner.invoke(app, ["models", "list", *home])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 60 and "…" not in listed.stdout
+    assert lines[0] == f"intents {name} version 1 (active)"
+    assert "examples" in lines[1] and "shared encoder" in lines[1]
+    folded = "".join(line.strip() for line in lines[2:])  # folded at spaces or anywhere
+    assert folded.replace(" ", "") == f"data:{data}".replace(" ", "")
 
 
 def test_that_the_cli_refuses_a_bad_file_without_registering_anything(tmp_path: Path) -> None:

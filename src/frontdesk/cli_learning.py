@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
@@ -15,6 +15,9 @@ from rich.table import Table
 from rich.text import Text
 
 from frontdesk.config import Settings
+
+if TYPE_CHECKING:
+    from frontdesk.learning.registry import ModelVersion
 
 # Markup is off: the lines carry file names, labels, names and texts from the company's
 # data, where rich would read "[bold]" as a style (and drop it) and "[/x]" as a closing
@@ -277,6 +280,9 @@ def models_list(data_dir: DataDirOpt = None) -> None:
     if not versions:
         console.print("no models yet: train one with `frontdesk train intents DATA.csv --name N`")
         return
+    if out.width < 80:
+        _models_narrow(versions)
+        return
     # Fits 80 columns: no vertical rules, the kind only when there are several, the day the
     # version was made (meta.json has the time), short columns never cut (they had been, to
     # "2026-1…" and "/tmp/…"); the name, the examples and the data path wrap instead.
@@ -320,6 +326,31 @@ def models_list(data_dir: DataDirOpt = None) -> None:
     out.print(table)
     for note in notes:
         out.print(note)
+
+
+def _models_narrow(versions: list[ModelVersion]) -> None:
+    """``models list`` under 80 columns, where the table's columns would be a few letters
+    wide: each version as a short block, long values folded at the edge."""
+    for v in versions:
+        encoder = "its own fine-tuned encoder" if v.meta.get("encoder_file") else "shared encoder"
+        examples = str(v.meta.get("examples", ""))
+        if isinstance(v.meta.get("unlabelled"), dict):
+            examples += f" + {v.meta['unlabelled'].get('examples')} unlabelled"
+        head = f"{v.kind} {v.name} version {v.version}"
+        out.print(head + (" (active)" if v.active else ""), soft_wrap=False, overflow="fold")
+        lines = [
+            f"  created {str(v.meta.get('created_at', ''))[:10]}, {examples} examples, "
+            f"{v.meta.get('classes', '')} labels, {encoder}",
+            f"  data: {v.meta.get('data', '')}",
+        ]
+        if v.meta.get("encoder_file"):
+            lines.append(
+                f"  encoder: {v.meta.get('encoder')} ({v.meta['encoder_file']} in {v.path})"
+            )
+        if isinstance(v.meta.get("unlabelled"), dict):
+            lines.append(f"  unlabelled messages: {v.meta.get('unlabelled_data')}")
+        for line in lines:
+            out.print(line, soft_wrap=False, overflow="fold")
 
 
 @models_app.command("activate")
