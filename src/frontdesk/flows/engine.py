@@ -61,6 +61,13 @@ _QUESTION = re.compile(
     r"^\s*(?:(?:how|what)(?:['’]?s)?|when|why|which|can|could|do|does|is|are|will|should|would)\b",
     re.IGNORECASE,
 )
+# Words in front of a question that do not change it ("actually wait, how long does the refund
+# take?", "oh and what colours is it in?").
+_LEAD_IN = re.compile(
+    r"^\s*(?:(?:actually|wait|oh|ok(?:ay)?|so|and|also|btw|by the way|one more thing|"
+    r"quick question|hmm+|um+|sorry|well|but)\b[\s,.!:;-]*)+",
+    re.IGNORECASE,
+)
 # An indirect question ("My brother wants to know how long refunds take", "I was wondering
 # what sizes you have") is read from its question word on.
 _INDIRECT = re.compile(
@@ -224,7 +231,8 @@ class _Run:
         Read on the last sentence of the request ("Just tell me. How do exchanges work?")."""
         core = self.turn.core or self.turn.text
         sentences = [x for x in re.split(r"(?<=[.!?])\s+", core.strip()) if x]
-        last = _INDIRECT.sub("", sentences[-1] if sentences else core, count=1)
+        last = _LEAD_IN.sub("", sentences[-1] if sentences else core, count=1)
+        last = _INDIRECT.sub("", last, count=1)
         asks = _QUESTION.match(last) is not None or _POLICY.search(last) is not None
         return asks and not _PERSONAL.search(last)
 
