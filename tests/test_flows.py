@@ -30,6 +30,7 @@ RAJ = "raj.sanchez2046@example.com"  # #W4566809 pending; #W1067251, #W7736708 d
 AARAV = "aarav.nguyen1293@example.com"  # #W7728728 delivered (Hiking Boots size 7)
 JUAN_ORDER = "#W9537685"  # Juan Nguyen's pending order: not Raj's
 ISABELLA = "isabella.sanchez6218@example.com"  # #W4277243 cancelled, $271.89 back to PayPal
+AMELIA = "amelia.kim6460@example.com"  # one order, #W7634667, pending
 
 
 async def snapshot(fd: Frontdesk) -> dict[str, Any]:
@@ -280,16 +281,30 @@ async def test_that_another_listed_order_is_shown_when_the_customer_points_at_it
 async def test_that_an_order_is_picked_by_its_status_when_one_listed_order_has_it(
     client: httpx.AsyncClient,
 ) -> None:
-    cid, listing = await verified(client, "cancel my order")
-    assert "Which order would you like to cancel?" in listing
+    cid, listing = await verified(client, "where is my order?")
+    assert "#W4566809: pending" in listing and "#W1067251: delivered" in listing
     reply = (await chat(client, cid, "the pending one"))[0]
-    assert "Why would you like to cancel it?" in reply
-    confirm = (await chat(client, cid, "no longer needed"))[0]
-    assert "#W4566809" in confirm
+    assert reply.startswith("Order #W4566809 is pending.")
     # Two of the listed orders are delivered: asked again, not guessed.
     cid, _ = await verified(client, "I want to return something")
     again = (await chat(client, cid, "the delivered one"))[0]
     assert "Which order are the items from?" in again
+
+
+async def test_that_a_flow_lists_only_the_orders_it_can_act_on(
+    client: httpx.AsyncClient,
+) -> None:
+    # A return lists the delivered orders, a cancellation the pending ones: Raj's one pending
+    # order is taken without asking (all three were listed, and a delivered one was refused
+    # only after it was picked).
+    _, listing = await verified(client, "I want to return something")
+    assert "These can be returned:" in listing
+    assert "#W1067251: delivered" in listing and "#W4566809" not in listing
+    _, reply = await verified(client, "cancel my order")
+    assert "Why would you like to cancel it?" in reply and "These" not in reply
+    # None that can be: said so, with what can be done instead.
+    _, reply = await verified(client, "I want to return something", AMELIA)
+    assert "None of your orders has been delivered yet" in reply
 
 
 async def test_that_a_pending_order_cannot_be_returned(
@@ -320,11 +335,11 @@ async def test_that_nothing_changes_without_an_explicit_yes(
 
 
 async def test_that_a_size_is_exchanged(client: httpx.AsyncClient, frontdesk: Frontdesk) -> None:
-    cid, reply = await verified(
+    # Aarav's only delivered order, its only pair of boots and the size from the first
+    # message: straight to the price difference.
+    cid, priced = await verified(
         client, "Hi, I'd like to exchange my hiking boots for size 8", email=AARAV
     )
-    assert "#W7728728: delivered" in reply
-    priced = (await chat(client, cid, "#W7728728"))[0]
     assert "Hiking Boots (size 8, material synthetic, waterproof no) it is" in priced
     assert "$4.55 less" in priced
     confirm = (await chat(client, cid, "the gift card"))[0]
@@ -495,6 +510,16 @@ async def test_that_a_damaged_item_goes_to_a_person_with_the_order(
 
 
 # --- digressions, switches, stopping ------------------------------------------------------
+
+
+async def test_that_do_i_need_asks_a_general_question(client: httpx.AsyncClient) -> None:
+    # "I need" made it a request ("I need to exchange ..."), so the exchange flow started and
+    # asked for the customer's email.
+    cid = await open_conversation(client)
+    result = await say(client, cid, "Do I need to place a new order for an exchange?")
+    [reply] = result["replies"]
+    assert "email address" not in reply["text"]
+    assert reply["citations"][0]["id"] == "exchanges"
 
 
 async def test_that_a_question_in_the_middle_of_a_flow_is_answered_and_the_flow_goes_on(

@@ -85,7 +85,7 @@ _NOT_PRICE = re.compile(
 )
 _HOW_TO = re.compile(r"^\s*(how|where)\s+(do|can|should|would)\s+(i|we|you)\b|^\s*how\s+to\b", re.I)
 _PERSONAL = re.compile(
-    r"\b(my|mine|me|i'?d|i want|i need|i would|i'?m|#?w\d{7}|can you|could you|would you|"
+    r"\b(my|mine|me|i'?d|i want|(?<!do )i need|i would|i'?m|#?w\d{7}|can you|could you|would you|"
     r"will you|please|recommend|suggest|do you (have|sell|carry|stock)|is there|are there)\b",
     re.IGNORECASE,
 )

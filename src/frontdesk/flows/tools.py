@@ -38,6 +38,14 @@ class NoArgs(_Args):
     pass
 
 
+class ListArgs(_Args):
+    statuses: list[str] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Only the orders with one of these statuses, such as delivered (empty: all).",
+    )
+
+
 class EmailArgs(_Args):
     email: str = Field(description="The customer's email, or its token such as <EMAIL_1>.")
 
@@ -384,10 +392,12 @@ async def _order(backend: Backend, ctx: ToolContext, args: OrderArgs) -> dict[st
     return order_view(await _own_order(backend, ctx, args.order_id))
 
 
-@tool("list_orders", "The verified customer's orders with their status.", NoArgs, needs_auth=True)
-async def _orders(backend: Backend, ctx: ToolContext, args: NoArgs) -> dict[str, Any]:
+@tool("list_orders", "The verified customer's orders with their status.", ListArgs, needs_auth=True)
+async def _orders(backend: Backend, ctx: ToolContext, args: ListArgs) -> dict[str, Any]:
     assert ctx.customer_id is not None
-    return _orders_view(await backend.orders_of(ctx.customer_id))
+    orders = await backend.orders_of(ctx.customer_id)
+    wanted = {status.strip().lower() for status in args.statuses}
+    return _orders_view([o for o in orders if not wanted or o.status.lower() in wanted])
 
 
 def _orders_view(orders: list[Order]) -> dict[str, Any]:
