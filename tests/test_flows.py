@@ -292,7 +292,7 @@ async def test_that_an_order_is_picked_by_its_status_when_one_listed_order_has_i
 
 
 async def test_that_a_flow_lists_only_the_orders_it_can_act_on(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, frontdesk: Frontdesk
 ) -> None:
     # A return lists the delivered orders, a cancellation the pending ones: Raj's one pending
     # order is taken without asking (all three were listed, and a delivered one was refused
@@ -302,9 +302,13 @@ async def test_that_a_flow_lists_only_the_orders_it_can_act_on(
     assert "#W1067251: delivered" in listing and "#W4566809" not in listing
     _, reply = await verified(client, "cancel my order")
     assert "Why would you like to cancel it?" in reply and "These" not in reply
-    # None that can be: said so, with what can be done instead.
-    _, reply = await verified(client, "I want to return something", AMELIA)
+    # None that can be: said so, with what can be done instead, and no summary line for a
+    # return that never happened (it read "Return booked for  from order .").
+    cid, reply = await verified(client, "I want to return something", AMELIA)
     assert "None of your orders has been delivered yet" in reply
+    conversation = await frontdesk.db.run(lambda s: repo.get_conversation(s, cid))
+    assert conversation is not None
+    assert not any("Return booked" in line for line in conversation.state.get("summary", []))
 
 
 async def test_that_a_pending_order_cannot_be_returned(

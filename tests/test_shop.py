@@ -122,6 +122,11 @@ def test_that_an_orders_refunds_are_the_ones_made_and_the_one_a_return_waits_for
         "gift_card_1",
         ["Hiking Boots", "Hiking Boots"],
     )
+    # An order imported as "return requested" without the record of its items: all of them,
+    # to the original payment method (a refusal here made the read tools fail).
+    imported = policy.refunds(replace(_order("return requested"), details={}))
+    assert imported.awaiting is not None
+    assert imported.awaiting[:2] == (Decimal("100.00"), "credit_card_1")
 
 
 def test_that_a_gift_card_must_cover_a_price_difference() -> None:

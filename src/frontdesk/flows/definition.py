@@ -214,6 +214,11 @@ def render(template: str, slots: Mapping[str, Any]) -> str:
     return re.sub(r"[ \t]+\n", "\n", rendered).strip()
 
 
+def renders_fully(template: str, slots: Mapping[str, Any]) -> bool:
+    """Every ``{slot}`` of ``template`` has a value in ``slots``."""
+    return all(lookup(slots, m.group(1)) is not None for m in _PLACEHOLDER.finditer(template))
+
+
 def render_args(args: Mapping[str, Any], slots: Mapping[str, Any]) -> dict[str, Any]:
     """Tool arguments: a value that is exactly ``{path}`` keeps its type; other strings are
     rendered as text; mappings recurse."""

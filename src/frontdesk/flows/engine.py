@@ -25,7 +25,15 @@ from typing import Any
 from frontdesk.company.catalog import Catalog
 from frontdesk.company.guidelines import Guidelines
 from frontdesk.core.types import Citation, Passage
-from frontdesk.flows.definition import AUTHENTICATE, Flow, Flows, Step, render, render_args
+from frontdesk.flows.definition import (
+    AUTHENTICATE,
+    Flow,
+    Flows,
+    Step,
+    render,
+    render_args,
+    renders_fully,
+)
 from frontdesk.flows.slots import SLOT_TYPES, Invalid, Turn
 from frontdesk.flows.tools import (
     Backend,
@@ -639,7 +647,9 @@ class _Run:
     def finish(self, frame: dict[str, Any], flow: Flow) -> None:
         if self.stack and self.stack[-1] is frame:
             self.stack.pop()
-        if flow.summary:
+        # A flow that ended before what its summary says ("None of your orders has been
+        # delivered yet") leaves no line: "Return booked for  from order ." misled the agent.
+        if flow.summary and renders_fully(flow.summary, self.view(frame)):
             lines: list[str] = self.state.setdefault("summary", [])
             lines.append(render(flow.summary, self.view(frame)))
             del lines[:-SUMMARY_LINES]

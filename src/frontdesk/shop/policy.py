@@ -234,7 +234,15 @@ def refunds(order: Order) -> Refunds:
     )
     awaiting = None
     if order.status == "return requested":
-        picked = _pick_items(order, [str(i) for i in order.details.get("return_items", [])])
+        # The items the return named (return_items); an order imported with this status and
+        # no such record waits for all of its items.
+        remaining, picked = list(order.items), []
+        for item_id in order.details.get("return_items", []) or []:
+            found = next((i for i in remaining if i.item_id == str(item_id)), None)
+            if found is not None:
+                remaining.remove(found)
+                picked.append(found)
+        picked = picked or list(order.items)
         amount = sum((i.price for i in picked), Decimal("0.00"))
         method = str(order.details.get("refund_method_id") or order.paid_with or "")
         awaiting = (amount, method, tuple(picked))
