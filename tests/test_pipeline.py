@@ -91,6 +91,28 @@ def test_that_asking_for_a_person_is_recognised_in_many_phrasings() -> None:
         assert not understand(text, [], GUIDELINES).wants_human, text
 
 
+def test_that_asking_whether_it_is_a_bot_gets_the_truth_and_the_offer_of_a_person() -> None:
+    # It got "I'm not sure I understood" (the demo's intent model reads it as out of scope).
+    # ("Are you a real person?" hands over at once: "real person" asks for one.)
+    for text in (
+        "are you a bot?",
+        "hi, r u a bot",
+        "is this an AI?",
+        "am I chatting with a machine",
+    ):
+        understanding = understand(text, [replace(PASSAGE, similarity=0.1)], GUIDELINES)
+        decision = decide(_context(), understanding, GUIDELINES, threshold=0.5)
+        assert decision.action is Action.IDENTITY, text
+        draft = respond(decision, understanding, GUIDELINES, open_now=True)
+        assert draft.text == GUIDELINES.texts.identity and "not a person" in draft.text
+    accepted = decide(
+        _context(decision.state), understand("yes", [], GUIDELINES), GUIDELINES, threshold=0.5
+    )
+    assert accepted.action is Action.HANDOFF and accepted.reason == "accepted_offer"
+    for text in ("are you open on sundays?", "is this a good backpack?", "are you able to help"):
+        assert not understand(text, [], GUIDELINES).identity, text
+
+
 def test_that_a_handoff_outside_working_hours_says_so() -> None:
     decision = decide(_context(), understand("human please", [], GUIDELINES), GUIDELINES, 0.5)
     closed = respond(decision, understand("x", [], GUIDELINES), GUIDELINES, open_now=False)

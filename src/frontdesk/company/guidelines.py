@@ -53,6 +53,10 @@ class Texts(_Strict):
     declined_human: NonEmpty = "No problem. What else can I help you with?"
     thanks: NonEmpty = "You're welcome! Is there anything else I can help you with?"
     goodbye: NonEmpty = "Thanks for chatting with us. Goodbye!"
+    identity: NonEmpty = (
+        "I'm a virtual assistant, not a person. I can answer questions and help with your "
+        "orders. Would you like me to connect you with a person from our team?"
+    )
     frustrated: NonEmpty = (
         "I'm sorry this has been frustrating. I'm passing you to a person who can help."
     )

@@ -21,6 +21,7 @@ class Action(StrEnum):
     GREET = "greet"
     THANKS = "thanks"
     GOODBYE = "goodbye"
+    IDENTITY = "identity"
     FLOW = "flow"
 
 
@@ -64,9 +65,10 @@ def decide(
 ) -> Decision:
     """The next move and the conversation state to carry forward.
 
-    In order: a request for a person, an answer to the offer of one, frustration, small talk,
-    out of scope (ask again, then offer a person), a confident answer from the knowledge,
-    and otherwise ask to rephrase (then offer a person)."""
+    In order: a request for a person, an answer to the offer of one, frustration, small talk
+    ("are you a bot?" is answered truthfully, with the offer of a person), out of scope (ask
+    again, then offer a person), a confident answer from the knowledge, and otherwise ask to
+    rephrase (then offer a person)."""
     state = dict(context.state)
     offered = bool(state.pop("offered_human", False))
     streak = int(state.get("low_confidence_streak", 0))
@@ -110,6 +112,8 @@ def decide(
         return done(Action.THANKS, "thanks")
     if understanding.goodbye:
         return done(Action.GOODBYE, "goodbye")
+    if understanding.identity:
+        return done(Action.IDENTITY, "identity", offer=True)
     if understanding.out_of_scope:
         return unclear("out_of_scope")
     if understanding.best is not None and understanding.confidence >= threshold:

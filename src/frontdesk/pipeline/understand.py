@@ -43,6 +43,17 @@ _GOODBYE = re.compile(
 )
 
 
+# "Are you a bot?": the customer is owed a truthful answer, whatever the intent model says.
+_IDENTITY = re.compile(
+    r"^\s*(?:hi|hello|hey|wait|so|ok(?:ay)?|honestly|seriously)?[,!. ]*"
+    r"(?:are you|r u|am i (?:talking|chatting|speaking) (?:to|with)|is this|is that)\s+"
+    r"(?:a |an |just a |even a |actually a |really a |a real )?"
+    r"(?:bot|robot|chat ?bot|machine|ai|a\.i\.|computer|program|human|real person|person|real)"
+    r"(?: or (?:a |an )?(?:bot|robot|human|real person|person|machine|ai))?\s*[?!.]*\s*$",
+    re.IGNORECASE,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Understanding:
     passages: tuple[Passage, ...]
@@ -58,6 +69,7 @@ class Understanding:
     out_of_scope: bool = False
     entities: tuple[Entity, ...] = field(default=())
     sensitive: str | None = None  # the sensitive topic the message touches (guidelines)
+    identity: bool = False  # asks whether it is talking to a bot or a person
 
     @property
     def best(self) -> Passage | None:
@@ -138,6 +150,7 @@ class Reading:
     mood: Mood
     entities: tuple[Entity, ...]
     sensitive: str | None
+    identity: bool = False
 
 
 def read(
@@ -166,6 +179,7 @@ def read(
         # A sensitive topic counts as understood and as typed (before spelling correction).
         sensitive=guidelines.escalation.sensitive_topic(text)
         or (guidelines.escalation.sensitive_topic(typed) if typed else None),
+        identity=_IDENTITY.match(text) is not None,
     )
 
 
@@ -209,4 +223,5 @@ def understand(
         out_of_scope=intent is not None and intent.out_of_scope,
         entities=reading.entities,
         sensitive=reading.sensitive,
+        identity=reading.identity,
     )
