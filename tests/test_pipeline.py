@@ -99,6 +99,7 @@ def test_that_asking_whether_it_is_a_bot_gets_the_truth_and_the_offer_of_a_perso
         "hi, r u a bot",
         "is this an AI?",
         "am I chatting with a machine",
+        "Just answer me. Are you a bot?",  # a short remark in front, as for a greeting
     ):
         understanding = understand(text, [replace(PASSAGE, similarity=0.1)], GUIDELINES)
         decision = decide(_context(), understanding, GUIDELINES, threshold=0.5)

@@ -179,7 +179,7 @@ def read(
         # A sensitive topic counts as understood and as typed (before spelling correction).
         sensitive=guidelines.escalation.sensitive_topic(text)
         or (guidelines.escalation.sensitive_topic(typed) if typed else None),
-        identity=_IDENTITY.match(text) is not None,
+        identity=_small_talk(_IDENTITY, text),
     )
 
 
