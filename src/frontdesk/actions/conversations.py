@@ -556,8 +556,11 @@ def _by_intent(
         return passages, False
     settings = fd.settings
     best = fd.retriever.best_within(text, vector, articles, lexical)
-    summary = best is not None and best.article_id != best.cite_id  # a FAQ entry citing it
-    if best is not None and summary and best.similarity < settings.answer_threshold:
+    if (
+        best is not None
+        and best.article_id != best.cite_id  # a FAQ entry that cites the article
+        and best.similarity < settings.answer_threshold
+    ):
         best = fd.retriever.best_within(text, vector, articles, lexical, summaries=False)
     if best is None or best.similarity < settings.agreed_answer_threshold:
         return passages, False
