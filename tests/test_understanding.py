@@ -168,6 +168,10 @@ def test_that_frustration_signals_add_up() -> None:
     again = mood("where is my order from last week", ["where is my order from last week?"])
     assert again.signals == ("repeated",)
     assert mood("WHY IS NOBODY ANSWERING ME").signals[0] == "shouting"
+    # Counting the times one has asked is exasperation too ("for the third time" was known,
+    # "the third time I'm asking" was not).
+    counted = mood("I'm really angry, this is the third time I'm asking")
+    assert counted.signals == ("exasperation",) and counted.frustration > 0.6
 
 
 def test_that_the_understand_stage_picks_out_order_ids_products_and_options() -> None:

@@ -24,7 +24,9 @@ _EXASPERATION = re.compile(
     r"\b(useless|pointless|ridiculous|unacceptable|waste of (my )?time|not helpful|"
     r"no help|i already (told|said|asked|gave)|(are|r) (you|u) (even )?(listening|reading)|"
     r"stupid (bot|machine)|worst|fed up|sick of|for the (last|third|hundredth) time|"
-    r"again\?!|still (not|nothing|no)|how many times)\b",
+    r"again\?!|still (not|nothing|no)|how many times|"
+    r"(second|third|fourth|fifth|\d+(st|nd|rd|th)) time (i'?m|i am|i'?ve|i have) "
+    r"(asking|asked|writing|written|contacting|contacted|telling|told|explaining))\b",
     re.IGNORECASE,
 )
 _PUNCTUATION = re.compile(r"[!?]{3,}")
