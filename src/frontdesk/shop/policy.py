@@ -164,17 +164,28 @@ def cancel(order: Order, profile: Profile, reason: str) -> Outcome:
     )
 
 
-def _pick_items(order: Order, item_ids: Sequence[str]) -> list[Item]:
-    if not item_ids:
-        raise Refusal("no_items", "Please tell me which items this is for.")
+def _matching(order: Order, item_ids: Sequence[str]) -> tuple[list[Item], list[str]]:
+    """The order's items for ``item_ids`` (each id takes one item, so an id given twice takes
+    two of them), and the ids that matched none."""
     remaining = list(order.items)
     picked: list[Item] = []
+    missing: list[str] = []
     for item_id in item_ids:
         found = next((i for i in remaining if i.item_id == item_id), None)
         if found is None:
-            raise Refusal("item_not_in_order", f"Item {item_id} is not in order {order.id}.")
-        remaining.remove(found)
-        picked.append(found)
+            missing.append(item_id)
+        else:
+            remaining.remove(found)
+            picked.append(found)
+    return picked, missing
+
+
+def _pick_items(order: Order, item_ids: Sequence[str]) -> list[Item]:
+    if not item_ids:
+        raise Refusal("no_items", "Please tell me which items this is for.")
+    picked, missing = _matching(order, item_ids)
+    if missing:
+        raise Refusal("item_not_in_order", f"Item {missing[0]} is not in order {order.id}.")
     return picked
 
 
@@ -236,13 +247,8 @@ def refunds(order: Order) -> Refunds:
     if order.status == "return requested":
         # The items the return named (return_items); an order imported with this status and
         # no such record waits for all of its items.
-        remaining, picked = list(order.items), []
-        for item_id in order.details.get("return_items", []) or []:
-            found = next((i for i in remaining if i.item_id == str(item_id)), None)
-            if found is not None:
-                remaining.remove(found)
-                picked.append(found)
-        picked = picked or list(order.items)
+        named = [str(i) for i in order.details.get("return_items", []) or []]
+        picked = _matching(order, named)[0] or list(order.items)
         amount = sum((i.price for i in picked), Decimal("0.00"))
         method = str(order.details.get("refund_method_id") or order.paid_with or "")
         awaiting = (amount, method, tuple(picked))
