@@ -299,18 +299,13 @@ def models_list(data_dir: DataDirOpt = None) -> None:
     table.add_column("data", overflow="fold", ratio=1)
     notes = []
     for v in versions:
-        encoder = "own" if v.meta.get("encoder_file") else "shared"
-        if v.meta.get("encoder_file"):
-            notes.append(
-                f"{v.name} version {v.version} has its own fine-tuned encoder "
-                f"{v.meta.get('encoder')} ({v.meta['encoder_file']} in {v.path})"
-            )
-        examples = str(v.meta.get("examples", ""))
-        if isinstance(v.meta.get("unlabelled"), dict):
-            examples += f" + {v.meta['unlabelled'].get('examples')} unlabelled"
+        own, unlabelled = _own_encoder(v), _unlabelled_file(v)
+        if own:
+            notes.append(f"{v.name} version {v.version} has its own fine-tuned encoder {own}")
+        if unlabelled:
             notes.append(
                 f"{v.name} version {v.version} also learned from the unlabelled messages of "
-                f"{v.meta.get('unlabelled_data')}"
+                f"{unlabelled}"
             )
         table.add_row(
             "*" if v.active else "",
@@ -318,9 +313,9 @@ def models_list(data_dir: DataDirOpt = None) -> None:
             v.name,
             str(v.version),
             str(v.meta.get("created_at", ""))[:10],
-            examples,
+            _examples(v),
             str(v.meta.get("classes", "")),
-            encoder,
+            "own" if own else "shared",
             str(v.meta.get("data", "")),
         )
     out.print(table)
@@ -328,27 +323,46 @@ def models_list(data_dir: DataDirOpt = None) -> None:
         out.print(note)
 
 
+def _own_encoder(v: ModelVersion) -> str | None:
+    """The version's own fine-tuned encoder, as "NAME (FILE in FOLDER)"; None when it uses
+    the shared one."""
+    if not v.meta.get("encoder_file"):
+        return None
+    return f"{v.meta.get('encoder')} ({v.meta['encoder_file']} in {v.path})"
+
+
+def _unlabelled_file(v: ModelVersion) -> str | None:
+    """The file of unlabelled messages the version also learned from, if any."""
+    if not isinstance(v.meta.get("unlabelled"), dict):
+        return None
+    return str(v.meta.get("unlabelled_data"))
+
+
+def _examples(v: ModelVersion) -> str:
+    """The version's examples, "1293" or "1293 + 156 unlabelled"."""
+    examples = str(v.meta.get("examples", ""))
+    if isinstance(v.meta.get("unlabelled"), dict):
+        examples += f" + {v.meta['unlabelled'].get('examples')} unlabelled"
+    return examples
+
+
 def _models_narrow(versions: list[ModelVersion]) -> None:
     """``models list`` under 80 columns, where the table's columns would be a few letters
     wide: each version as a short block, long values folded at the edge."""
     for v in versions:
-        encoder = "its own fine-tuned encoder" if v.meta.get("encoder_file") else "shared encoder"
-        examples = str(v.meta.get("examples", ""))
-        if isinstance(v.meta.get("unlabelled"), dict):
-            examples += f" + {v.meta['unlabelled'].get('examples')} unlabelled"
+        own, unlabelled = _own_encoder(v), _unlabelled_file(v)
+        encoder = "its own fine-tuned encoder" if own else "shared encoder"
         head = f"{v.kind} {v.name} version {v.version}"
         out.print(head + (" (active)" if v.active else ""), soft_wrap=False, overflow="fold")
         lines = [
-            f"  created {str(v.meta.get('created_at', ''))[:10]}, {examples} examples, "
+            f"  created {str(v.meta.get('created_at', ''))[:10]}, {_examples(v)} examples, "
             f"{v.meta.get('classes', '')} labels, {encoder}",
             f"  data: {v.meta.get('data', '')}",
         ]
-        if v.meta.get("encoder_file"):
-            lines.append(
-                f"  encoder: {v.meta.get('encoder')} ({v.meta['encoder_file']} in {v.path})"
-            )
-        if isinstance(v.meta.get("unlabelled"), dict):
-            lines.append(f"  unlabelled messages: {v.meta.get('unlabelled_data')}")
+        if own:
+            lines.append(f"  encoder: {own}")
+        if unlabelled:
+            lines.append(f"  unlabelled messages: {unlabelled}")
         for line in lines:
             out.print(line, soft_wrap=False, overflow="fold")
 
