@@ -160,10 +160,26 @@ def test_that_money_is_an_amount_with_two_decimals(message: str, amount: str, ty
 
 
 @pytest.mark.parametrize(
-    "message", ["I want 45 of them", "size 10 please", "it took 3 days", "a 5k run"]
-)
+    "message",
+    [
+        "I want 45 of them", "size 10 please", "it took 3 days", "a 5k run",
+        "will it arrive in less than 5 days?", "under 10 hours of battery", "less than 2 kg",
+        "is it ok for kids under 12", "under 5-7 business days", "up to 3 items per order",
+    ],
+)  # fmt: skip
 def test_that_a_bare_number_is_not_an_amount(message: str) -> None:
     assert values(message, "amount") == []
+
+
+@pytest.mark.parametrize(("message", "amount", "typed"), [
+    ("laptop under 2000", "2000.00", "2000"), ("my budget is 2500", "2500.00", "2500"),
+    ("budget: 300", "300.00", "300"), ("anything below 49.99?", "49.99", "49.99"),
+    ("up to 1,500 for a tv", "1500.00", "1,500"), ("no more than 2k please", "2000.00", "2k"),
+])  # fmt: skip
+def test_that_a_bare_number_after_a_price_limit_is_an_amount(
+    message: str, amount: str, typed: str
+) -> None:
+    assert found(message, None) == [("amount", amount, typed)]
 
 
 # --- products ---------------------------------------------------------------------------------

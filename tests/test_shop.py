@@ -3,6 +3,7 @@ what the database keeps (sealed profiles, keyed ids, the vault)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -19,9 +20,10 @@ from frontdesk.adapters.store import shop as shop_repo
 from frontdesk.adapters.store.tables import PseudonymRow, ShopActionRow
 from frontdesk.flows import tools
 from frontdesk.flows.definition import FlowError, load_flows, parse_flow
+from frontdesk.flows.slots import SLOT_TYPES, Turn
 from frontdesk.service import Frontdesk
 from frontdesk.shop import policy
-from frontdesk.shop.records import Address, Item, Order, PaymentMethod, Profile
+from frontdesk.shop.records import Address, Item, Order, PaymentMethod, ProductRecord, Profile
 
 # --- policy as code --------------------------------------------------------------------------
 
@@ -236,6 +238,55 @@ def test_that_the_demo_flows_load() -> None:
     } <= set(flows.by_name)
 
 
+def test_that_an_entity_trigger_needs_its_entities_and_its_pattern_together() -> None:
+    flow = parse_flow(
+        "name: x\ndescription: d\ntriggers:\n  with_entities:\n"
+        "    - {entities: [product, amount], pattern: '\\bunder\\b'}\n"
+        "steps:\n  - say: hi\n",
+        "flows/x.yaml",
+    )
+    assert flow.matches("laptop under 2000", {"product", "amount"})
+    assert not flow.matches("laptop under 2000", {"product"})  # no price read
+    assert not flow.matches("I paid $344 for the laptop", {"product", "amount"})
+    assert not flow.matches("under 5 days")
+
+
+def _demo_products() -> list[ProductRecord]:
+    raw = json.loads((DEMO / "data" / "db.json").read_text(encoding="utf-8"))
+    return [
+        ProductRecord.from_dict(k, v["name"], v["variants"]) for k, v in raw["products"].items()
+    ]
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("what do you sell?", "range"),
+        ("what kind of products do you have", "range"),
+        ("do you sell tents?", "tents"),
+        ("have you got any kayaks", "kayaks"),
+        ("I'm looking for a sleeping bag for camping", "sleeping bag"),
+        ("do you have anything for camping?", None),
+        ("do you have a store near me", None),
+        ("do you have any deals", None),
+        ("I'm looking for your returns policy", None),
+        ("hello", None),
+    ],
+)
+def test_that_a_request_for_goods_the_store_lacks_gets_the_range(
+    message: str, expected: str | None
+) -> None:
+    products = _demo_products()
+    query = SLOT_TYPES["product_query"].extract(Turn(text=message, products=products))
+    if expected is None:
+        assert query is None
+        return
+    assert query is not None and query["product"] is None
+    assert query["range"].startswith("Action Camera, Air Purifier, Backpack")
+    assert query.get("missing") == (None if expected == "range" else expected)
+    assert query.get("asked_range", False) is (expected == "range")
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
@@ -249,6 +300,16 @@ def test_that_the_demo_flows_load() -> None:
         (
             "name: x\ndescription: d\ntriggers: {patterns: ['(']}\nsteps:\n  - say: hi\n",
             "not a regular expression",
+        ),
+        (
+            "name: x\ndescription: d\ntriggers:\n  with_entities: [{entities: [product], "
+            "pattern: '(under'}]\nsteps:\n  - say: hi\n",
+            "not a regular expression",
+        ),
+        (
+            "name: x\ndescription: d\ntriggers:\n  with_entities: [{entities: [], pattern: x}]\n"
+            "steps:\n  - say: hi\n",
+            "at least 1 item",
         ),
         ("name: x\ndescription: d\nsteps:\n  - collect: a\n", "needs a prompt"),
         ("name: x\n  bad: [\n", "not valid YAML"),

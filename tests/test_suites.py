@@ -196,3 +196,5 @@ def test_that_typos_are_corrected_against_the_vocabulary_and_identifiers_are_lef
         "Raj Sanchez 92147 <EMAIL_1> #W1067251"
     )
     assert speller.correct("hikking boots") == "hiking boots"
+    # Plurals the English word list lacks are words, not typos of the singular.
+    assert speller.correct("what colours and sizes") == "what colours and sizes"

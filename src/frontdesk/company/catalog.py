@@ -296,7 +296,8 @@ PRODUCT_SYNONYMS = {
     "coffee machine": "Coffee Maker", "espresso maker": "Espresso Machine",
     "bookcase": "Bookshelf", "dog bed": "Pet Bed", "cat bed": "Pet Bed",
     "security camera": "Indoor Security Camera", "sun glasses": "Sunglasses",
-    "cell phone": "Smartphone", "mobile phone": "Smartphone",
+    "cell phone": "Smartphone", "mobile phone": "Smartphone", "earphones": "Wireless Earbuds",
+    "trainers": "Sneakers",
 }  # fmt: skip
 """What customers call a product -> its catalog name; used only where that product exists."""
 

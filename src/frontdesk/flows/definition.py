@@ -96,9 +96,28 @@ class Step(_Strict):
         return self.type or self.collect or ""
 
 
+class EntityTrigger(_Strict):
+    """A message that names every one of ``entities`` and matches ``pattern`` starts the flow:
+    a product with a price limit ("laptop under 2000") is shopping, where a price limit alone
+    ("under 5 days") or a product with a price ("I paid $344 for the headphones") is not."""
+
+    entities: list[str] = Field(min_length=1)
+    pattern: str = Field(min_length=1)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compile(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ValueError(f"{pattern!r} is not a regular expression: {error}") from error
+        return pattern
+
+
 class Triggers(_Strict):
     intents: list[str] = Field(default_factory=list)
     patterns: list[str] = Field(default_factory=list)
+    with_entities: list[EntityTrigger] = Field(default_factory=list)
     # Entity kinds that restart this flow when it was the last one to finish ("and in blue?")
     follow_up: list[str] = Field(default_factory=list)
     # When set, a message naming none of these entity kinds starts the flow only if the
@@ -155,9 +174,16 @@ class Flow(_Strict):
     def index(self, step_id: str) -> int:
         return next(i for i, s in enumerate(self.steps) if s.id == step_id)
 
-    def matches(self, text: str) -> bool:
+    def matches(self, text: str, kinds: frozenset[str] | set[str] = frozenset()) -> bool:
+        """Whether ``text`` starts the flow by a pattern, or by a ``with_entities`` rule when
+        the message names the entity ``kinds``."""
         combined = _any_of(tuple(self.triggers.patterns))
-        return combined is not None and combined.search(text) is not None
+        if combined is not None and combined.search(text) is not None:
+            return True
+        return any(
+            set(rule.entities) <= kinds and re.search(rule.pattern, text, re.IGNORECASE)
+            for rule in self.triggers.with_entities
+        )
 
 
 @lru_cache(maxsize=256)

@@ -167,6 +167,11 @@ class _Run:
         return memory
 
     @property
+    def kinds(self) -> set[str]:
+        """The entity kinds this message names."""
+        return {e.kind for e in self.turn.entities}
+
+    @property
     def customer_id(self) -> str | None:
         auth = self.state.get("auth") or {}
         value = auth.get("customer_id")
@@ -209,7 +214,7 @@ class _Run:
 
     def triggered(self, exclude: str | None = None, *, patterns_only: bool = False) -> Flow | None:
         text = self.turn.text
-        kinds = {e.kind for e in self.turn.entities}
+        kinds = self.kinds
         answered = self.turn.confidence >= self.rt.threshold
         candidates = [
             f
@@ -218,7 +223,7 @@ class _Run:
             and not (f.triggers.entities and answered and not kinds & set(f.triggers.entities))
         ]
         for flow in candidates:
-            if flow.matches(text):
+            if flow.matches(text, kinds):
                 return flow
         if patterns_only:
             return None
@@ -255,7 +260,7 @@ class _Run:
         return (
             _HOW_TO.match(self.turn.core or self.turn.text) is not None
             and self.turn.confidence >= self.rt.threshold
-            and not flow.matches(self.turn.text)
+            and not flow.matches(self.turn.text, self.kinds)
         )
 
     def about_options(self, flow: Flow) -> bool:
@@ -266,9 +271,7 @@ class _Run:
         catalog = self.rt.catalog
         if catalog is None or "product" not in flow.triggers.entities:
             return False
-        if not flow.matches(self.turn.text) or not any(
-            e.kind == "product" for e in self.turn.entities
-        ):
+        if not flow.matches(self.turn.text, self.kinds) or "product" not in self.kinds:
             return False
         text = self.turn.text.lower().replace("colour", "color")
         if _PRICE.search(text) and not _NOT_PRICE.search(text):
@@ -316,13 +319,13 @@ class _Run:
     def follow_up(self) -> Flow | None:
         """The flow that just finished, if this message only adds to it ("and in blue?")."""
         last = self.rt.flows.get(str(self.state.get("last_flow", "")))
-        kinds = {e.kind for e in self.turn.entities}
+        kinds = self.kinds
         if last is None:
             return None
         if not kinds & set(last.triggers.follow_up):
             return last if self.another_listed_order(last) else None
         names_product = "product" in kinds
-        return last if not names_product or last.matches(self.turn.text) else None
+        return last if not names_product or last.matches(self.turn.text, kinds) else None
 
     def another_listed_order(self, last: Flow) -> bool:
         """Another of the orders just listed ("and the first one?"), right after a flow that

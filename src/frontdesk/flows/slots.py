@@ -551,6 +551,8 @@ def product_query(turn: Turn) -> Any:
         offered_names = {k for v in record.variants for k in v.options}
         for said, value in re.findall(r"\b(size|colou?r)\s+([A-Za-z0-9]+)\b", turn.text, re.I):
             option = "color" if said.lower().startswith("colo") else said.lower()
+            if value.lower() in _NOT_A_VALUE:  # "what size do you have", "size chart"
+                continue
             if option in offered_names and option not in options:
                 options[option] = value
     # "a cheaper one": under the lowest price the last search showed, for the same product (or
@@ -559,7 +561,7 @@ def product_query(turn: Turn) -> Any:
     shown = last.get("min_price")
     cheaper = bool(_CHEAPER.search(turn.text)) and shown is not None and name == last.get("product")
     if not named and not options and not amounts and not cheaper:
-        return None
+        return _not_in_catalog(turn)
     carried = dict(turn.memory.get("options", {})) if not named or name == remembered else {}
     carried.update(options)
     if record is not None:
@@ -586,7 +588,73 @@ def product_query(turn: Turn) -> Any:
     return query
 
 
+# Words after "size" or "colour" that are not its value.
+_NOT_A_VALUE = frozenset((
+    "do", "does", "did", "is", "are", "was", "were", "be", "am", "will", "would", "can",
+    "could", "should", "have", "has", "had", "for", "of", "in", "on", "at", "to", "and", "or",
+    "but", "the", "a", "an", "you", "your", "i", "we", "they", "it", "its", "my", "me", "this",
+    "that", "these", "those", "which", "what", "please", "options", "option", "choices",
+    "choice", "range", "available", "availability", "chart", "charts", "guide", "guides",
+    "table", "tables", "info", "information",
+))  # fmt: skip
 _CHEAPER = re.compile(r"\b(cheaper|less expensive|more affordable|lower[- ]priced)\b", re.I)
+# "What do you sell?", "what kind of products do you have?"
+_RANGE = re.compile(
+    r"\bwhat(?: (?:kinds?|sorts?|types?) of)?(?: (?:products?|things|stuff|items))?"
+    r" (?:do|does|can) (?:you|u|ya)(?: guys| all)? (?:sell|carry|stock|offer|have)\b"
+    r"(?! (?:in|for) (?:the|a|an|my|this|that)\b)",
+    re.I,
+)
+# "Do you sell tents?", "looking for a sleeping bag": what the customer asked for, when the
+# catalog has no product of that name.
+_ASKED_FOR = re.compile(
+    r"\b(?:(?:do|does|can) (?:you|u|ya)(?: guys| all)? (?:sell|carry|stock|have)|have you got|"
+    r"(?:looking|shopping|searching) for|(?:want|like|need|going) to (?:buy|purchase|get)|"
+    r"wanna (?:buy|get))\s+(?:any |a |an |some |the )?"
+    r"(?P<thing>[a-z][a-z'-]*(?: [a-z][a-z'-]*){0,3}?)\s*"
+    r"(?:[?.!,]|$|\b(?:for|with|in|on|under|that|which|please|today|now|online|at|from)\b)",
+    re.I,
+)
+_VAGUE = frozenset((
+    "anything", "something", "stuff", "things", "thing", "products", "product", "items", "item",
+    "it", "them", "one", "ones", "that", "this", "these", "those", "other", "more", "else",
+    "everything", "gifts", "gift", "ideas", "idea", "recommendations", "help", "information",
+    "info", "your", "my", "our", "out", "someone", "somebody", "a", "an",
+))  # fmt: skip
+# Things a customer asks a shop for that are not goods ("do you have a store near me?", "any
+# deals?"): the help centre's business, not the catalog's.
+_NOT_GOODS = frozenset((
+    "store", "stores", "shop", "shops", "location", "locations", "branch", "branches", "outlet",
+    "outlets", "showroom", "office", "website", "app", "discount", "discounts", "code", "codes",
+    "coupon", "coupons", "sale", "sales", "deal", "deals", "offer", "offers", "promotion",
+    "promotions", "shipping", "delivery", "return", "returns", "refund", "refunds", "warranty",
+    "guarantee", "policy", "account", "order", "orders", "job", "jobs", "card", "cards",
+    "catalog", "catalogue", "newsletter", "membership", "rewards", "points", "program",
+))  # fmt: skip
+
+
+def _not_in_catalog(turn: Turn) -> dict[str, Any] | None:
+    """The store's range when the customer asks what it sells, or what they asked for that
+    it does not sell (with the range); None when the message names nothing to look for."""
+    in_stock = sorted(r.name for r in turn.products if r.in_stock())
+    if not in_stock:
+        return None
+    listing: dict[str, Any] = {
+        "product": None,
+        "options": {},
+        "max_price": None,
+        "range": ", ".join(in_stock),
+    }
+    if _RANGE.search(turn.text):
+        return listing | {"asked_range": True}
+    asked = _ASKED_FOR.search(turn.text)
+    if asked is None:
+        return None
+    thing = asked.group("thing").strip(" '-").lower()
+    said = thing.split()
+    if not said or said[0] in _VAGUE or said[-1] in _VAGUE or _NOT_GOODS.intersection(said):
+        return None
+    return listing | {"missing": thing}
 
 
 _NAME = re.compile(

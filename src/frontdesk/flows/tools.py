@@ -626,6 +626,14 @@ async def _search(backend: Backend, ctx: ToolContext, args: SearchArgs) -> dict[
             result["matches"] = [] if others else result["matches"]
         elif len(found) > 1:
             result["comparison"] = compare(record, [m.variant for m in found])
+        elif not found and args.max_price is not None:
+            # Nothing within the budget: say what the lowest price is rather than "nothing".
+            within = search([record], product=record.name, options=args.options, limit=1)
+            if within:
+                result["over_budget"] = (
+                    f"Nothing fits a budget of {dollars(args.max_price)}, I'm afraid: the "
+                    f"lowest-priced one in stock is the {within[0].label()}"
+                )
     return result
 
 

@@ -11,7 +11,8 @@ Kinds and their values:
   normalised) or the privacy stage's tokens such as ``<EMAIL_1>`` (value: the token).
 * ``zip``: 5 digits or ZIP+4, only after "zip (code)"/"postal code" or ending an address (after
   a state code, or after a street such as "12 Main St"). A bare 5-digit number is not one.
-* ``amount``: ``$45``, ``45 dollars``, ``45.99 USD``, ``$28k``; value with two decimals
+* ``amount``: ``$45``, ``45 dollars``, ``45.99 USD``, ``$28k``, and a bare number after a
+  price limit ("under 2000", "my budget is 300"; not "under 5 days"); value with two decimals
   (``"45.00"``).
 * ``product``: a catalog product, tolerant of case, plurals, spacing ("t shirts"), typos and
   the synonyms in ``frontdesk.company.catalog``. Value: the catalog name (``"Hiking Boots"``).
@@ -73,6 +74,19 @@ _AMOUNT_RE = re.compile(
     rf"|(?:(?<![\w$])usd\s?|\$\s?){_NUMBER}(?!\d)(k(?![a-z]))?(?:\s?(?:usd|dollars?)\b)?",
     re.IGNORECASE,
 )
+# A number without a currency after a word that sets a price limit ("laptop under 2000", "my
+# budget is 300"), unless a unit follows it ("under 5 days", "less than 2 kg") or it is an age
+# ("kids under 12").
+_BUDGET_RE = re.compile(
+    r"(?<!kids )(?<!children )(?<!ages )(?<!aged )"
+    r"\b(?:under|below|less than|cheaper than|up to|at most|no more than|max(?:imum)?(?: of)?|"
+    r"budget(?:\s+(?:is|of|around|about))?(?:\s*[:=])?)\s+"
+    rf"{_NUMBER}(k)?(?![\d.,]*\d|\s*(?:%|[-/]|(?:days?|weeks?|months?|years?|yrs?|hours?|hrs?|"
+    r"minutes?|mins?|seconds?|secs?|times?|items?|pieces?|pcs|units?|orders?|people|kids|"
+    r"percent|kg|g|grams?|lbs?|pounds?|oz|ounces?|inch(?:es)?|in|cm|mm|m|ft|feet|foot|ml|l|"
+    r"liters?|litres?|gb|tb|mb|w|watts?|mah|v|volts?|mp|hz|degrees?|miles?|km|steps?)\b))",
+    re.IGNORECASE,
+)
 _ZIP_RE = re.compile(r"(?<![\w$.,-])\d{5}(?:-\d{4})?(?![\w-]|[.,]\d)")
 _ZIP_WORD = re.compile(
     r"\b(?:zip|postal|post)\s*-?\s*(?:code)?s?\s*(?:(?:is|was|of|should be)\s+|[:=#-]\s*)?$",
@@ -112,6 +126,11 @@ def _pattern_entities(text: str) -> list[Entity]:
         if thousands:
             amount *= 1000
         add("amount", f"{amount:.2f}", *match.span())
+    for match in _BUDGET_RE.finditer(text):
+        amount = Decimal(match.group(1).replace(",", "") + "." + (match.group(2) or "0"))
+        if match.group(3):
+            amount *= 1000
+        add("amount", f"{amount:.2f}", match.start(1), match.end())
     for match in _ZIP_RE.finditer(text):
         before, after = text[max(0, match.start() - 80) : match.start()], text[match.end() :]
         street = _STREET.search(before) and re.match(r"\s*(?:[.,;!?]|$)", after)

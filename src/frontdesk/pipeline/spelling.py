@@ -28,8 +28,8 @@ COMMON = (
     "gift", "card", "paypal", "credit", "please", "thanks", "thank", "person", "human", "agent",
     "change", "update", "where", "status", "tracking", "package", "arrived", "broken", "damaged",
     "missing", "wrong", "mistake", "needed", "longer", "account", "email", "store", "price",
-    "cheaper", "bigger", "smaller", "size", "color", "colour", "recommend", "looking",
-    "waterproof", "problem", "question", "money", "back",
+    "cheaper", "bigger", "smaller", "size", "sizes", "color", "colour", "colors", "colours",
+    "recommend", "looking", "waterproof", "problem", "question", "money", "back",
 )  # fmt: skip
 
 
