@@ -251,6 +251,16 @@ def test_that_an_entity_trigger_needs_its_entities_and_its_pattern_together() ->
     assert not flow.matches("under 5 days")
 
 
+def test_that_an_unless_pattern_keeps_a_message_from_starting_the_flow() -> None:
+    flow = parse_flow(
+        "name: x\ndescription: d\ntriggers:\n  intents: [account_info]\n"
+        "  unless: ['\\bchange\\b']\nsteps:\n  - say: hi\n",
+        "flows/x.yaml",
+    )
+    assert flow.excludes("can I change my email?")
+    assert not flow.excludes("what email is on my account?")
+
+
 def _demo_products() -> list[ProductRecord]:
     raw = json.loads((DEMO / "data" / "db.json").read_text(encoding="utf-8"))
     return [
@@ -310,6 +320,10 @@ def test_that_a_request_for_goods_the_store_lacks_gets_the_range(
             "name: x\ndescription: d\ntriggers:\n  with_entities: [{entities: [], pattern: x}]\n"
             "steps:\n  - say: hi\n",
             "at least 1 item",
+        ),
+        (
+            "name: x\ndescription: d\ntriggers: {unless: ['[a-']}\nsteps:\n  - say: hi\n",
+            "not a regular expression",
         ),
         ("name: x\ndescription: d\nsteps:\n  - collect: a\n", "needs a prompt"),
         ("name: x\n  bad: [\n", "not valid YAML"),

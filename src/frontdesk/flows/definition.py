@@ -118,13 +118,16 @@ class Triggers(_Strict):
     intents: list[str] = Field(default_factory=list)
     patterns: list[str] = Field(default_factory=list)
     with_entities: list[EntityTrigger] = Field(default_factory=list)
+    # A message matching one of these never starts the flow, by pattern or intent: "can I
+    # change my email address?" is the account intent, but not a request to see the account.
+    unless: list[str] = Field(default_factory=list)
     # Entity kinds that restart this flow when it was the last one to finish ("and in blue?")
     follow_up: list[str] = Field(default_factory=list)
     # When set, a message naming none of these entity kinds starts the flow only if the
     # knowledge base has no confident answer ("do you have a size guide?" is a question).
     entities: list[str] = Field(default_factory=list)
 
-    @field_validator("patterns")
+    @field_validator("patterns", "unless")
     @classmethod
     def _compile(cls, patterns: list[str]) -> list[str]:
         for pattern in patterns:
@@ -173,6 +176,11 @@ class Flow(_Strict):
 
     def index(self, step_id: str) -> int:
         return next(i for i, s in enumerate(self.steps) if s.id == step_id)
+
+    def excludes(self, text: str) -> bool:
+        """Whether one of the flow's ``unless`` patterns keeps ``text`` from starting it."""
+        combined = _any_of(tuple(self.triggers.unless))
+        return combined is not None and combined.search(text) is not None
 
     def matches(self, text: str, kinds: frozenset[str] | set[str] = frozenset()) -> bool:
         """Whether ``text`` starts the flow by a pattern, or by a ``with_entities`` rule when

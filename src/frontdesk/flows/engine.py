@@ -221,6 +221,7 @@ class _Run:
             for f in self.rt.flows
             if f.name not in (exclude, AUTHENTICATE)
             and not (f.triggers.entities and answered and not kinds & set(f.triggers.entities))
+            and not f.excludes(text)
         ]
         for flow in candidates:
             if flow.matches(text, kinds):
