@@ -275,7 +275,7 @@ async def test_that_another_listed_order_is_shown_when_the_customer_points_at_it
     assert second.startswith("Order #W4566809 is pending")
     # A request of another flow is that flow, with the order pointed at.
     cancel = (await chat(client, cid, "please cancel the second order"))[0]
-    assert "Why would you like to cancel it?" in cancel
+    assert "Why would you like to cancel order #W4566809?" in cancel
 
 
 async def test_that_an_order_is_picked_by_its_status_when_one_listed_order_has_it(
@@ -301,7 +301,7 @@ async def test_that_a_flow_lists_only_the_orders_it_can_act_on(
     assert "These can be returned:" in listing
     assert "#W1067251: delivered" in listing and "#W4566809" not in listing
     _, reply = await verified(client, "cancel my order")
-    assert "Why would you like to cancel it?" in reply and "These" not in reply
+    assert "Why would you like to cancel order #W4566809?" in reply and "These" not in reply
     # None that can be: said so, with what can be done instead, and no summary line for a
     # return that never happened (it read "Return booked for  from order .").
     cid, reply = await verified(client, "I want to return something", AMELIA)

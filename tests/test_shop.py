@@ -205,6 +205,26 @@ async def test_that_the_tool_gate_refuses_unverified_and_unconfirmed_calls(
     assert count == 1
 
 
+async def test_that_products_are_compared_from_the_catalog_and_bad_names_are_refused(
+    frontdesk: Frontdesk,
+) -> None:
+    from frontdesk.actions.shop import ShopBackend
+
+    backend, ctx = ShopBackend(frontdesk), tools.ToolContext("conv-1")
+    both = {"products": ["Tablet", "e-reader"]}
+    compared = await tools.run_tool(backend, ctx, "compare_products", both)
+    assert [p["product"] for p in compared["products"]] == ["Tablet", "E-Reader"]
+    assert (
+        compared["text"].splitlines()[0].startswith("- Tablet: 7 of 14 variants in stock, $903.95")
+    )
+    with pytest.raises(tools.ToolRefused) as refused:
+        await tools.run_tool(backend, ctx, "compare_products", {"products": ["Tablet", "Tent"]})
+    assert refused.value.code == "unknown_product" and "Tent" in refused.value.message
+    with pytest.raises(tools.ToolRefused) as refused:
+        await tools.run_tool(backend, ctx, "compare_products", {"products": ["Tablet"]})
+    assert refused.value.code == "invalid_arguments"
+
+
 def test_that_every_tool_has_a_function_calling_schema() -> None:
     schemas = tools.schemas()
     names = [s["function"]["name"] for s in schemas]

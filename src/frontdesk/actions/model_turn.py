@@ -52,6 +52,7 @@ log = logging.getLogger("frontdesk.model")
 # The tools a model may call: reads of the verified customer's orders and of the catalog.
 MODEL_TOOLS = (
     "check_order_action",
+    "compare_products",
     "get_order_details",
     "get_product_details",
     "list_orders",

@@ -266,14 +266,16 @@ class _Run:
 
     def about_options(self, flow: Flow) -> bool:
         """A question about a named product's options ("What colors does the backpack come
-        in?") or price ("how much is the backpack?") that the flow's pattern matched: the
-        catalog answers it (the options in stock, the prices) better than a help-centre article
-        about the product."""
+        in?"), its price ("how much is the backpack?") or two products against each other,
+        that the flow's pattern matched: the catalog answers it (the options in stock, the
+        prices) better than a help-centre article about the product."""
         catalog = self.rt.catalog
         if catalog is None or "product" not in flow.triggers.entities:
             return False
         if not flow.matches(self.turn.text, self.kinds) or "product" not in self.kinds:
             return False
+        if len({e.value for e in self.turn.entities if e.kind == "product"}) > 1:
+            return True  # "what's the difference between the sneakers and the running shoes?"
         text = self.turn.text.lower().replace("colour", "color")
         if _PRICE.search(text) and not _NOT_PRICE.search(text):
             return True

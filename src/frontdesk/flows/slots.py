@@ -530,6 +530,10 @@ def product_query(turn: Turn) -> Any:
     product from before ("and the blue one in M?"), with the earlier options it does not
     replace."""
     named = turn.values("product")
+    distinct = list(dict.fromkeys(named))
+    if len(distinct) > 1 and _COMPARE.search(turn.text):
+        # "the speaker or the earbuds?", "compare the tablet and the e-reader"
+        return {"product": None, "products": distinct[:4], "options": {}, "max_price": None}
     options = turn.options()
     amounts = turn.values("amount")
     remembered = turn.memory.get("product")
@@ -597,6 +601,10 @@ _NOT_A_VALUE = frozenset((
     "choice", "range", "available", "availability", "chart", "charts", "guide", "guides",
     "table", "tables", "info", "information",
 ))  # fmt: skip
+# Two products named to be weighed against each other (not "a backpack for my laptop").
+_COMPARE = re.compile(
+    r"\b(compare|comparison|vs|versus|or|difference|differences|better|best|between)\b", re.I
+)
 _CHEAPER = re.compile(r"\b(cheaper|less expensive|more affordable|lower[- ]priced)\b", re.I)
 # "What do you sell?", "what kind of products do you have?"
 _RANGE = re.compile(

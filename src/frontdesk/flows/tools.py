@@ -121,6 +121,12 @@ class ProductArgs(_Args):
     product: str = Field(min_length=1, max_length=100, description="Product name.")
 
 
+class CompareArgs(_Args):
+    products: list[str] = Field(
+        min_length=2, max_length=4, description="Two to four product names."
+    )
+
+
 class SearchArgs(_Args):
     product: str | None = Field(default=None, max_length=100)
     options: dict[str, str] = Field(default_factory=dict, description="Option name -> value.")
@@ -557,7 +563,27 @@ def _product(backend: Backend, name: str) -> ProductRecord:
     "get_product_details", "A product's variants with their options, price and stock.", ProductArgs
 )
 async def _product_details(backend: Backend, ctx: ToolContext, args: ProductArgs) -> dict[str, Any]:
-    record = _product(backend, args.product)
+    return _product_view(_product(backend, args.product))
+
+
+@tool(
+    "compare_products",
+    "Two to four products side by side: variants in stock, price range and options in stock.",
+    CompareArgs,
+)
+async def _compare(backend: Backend, ctx: ToolContext, args: CompareArgs) -> dict[str, Any]:
+    records = {r.name: r for r in (_product(backend, name) for name in args.products)}
+    details = [_product_view(record) for record in records.values()]
+    lines = [
+        f"- {d['product']}: {d['in_stock']} of {d['variants']} variants in stock"
+        + (f", {d['price_range']}; {d['options_text']}" if d["in_stock"] else "")
+        for d in details
+    ]
+    return {"products": details, "text": "\n".join(lines)}
+
+
+def _product_view(record: ProductRecord) -> dict[str, Any]:
+    """A product's variants in stock, price range and the option values in stock."""
     stocked = record.in_stock()
     prices = [v.price for v in stocked]
     options: dict[str, list[str]] = {}
