@@ -255,6 +255,7 @@ def test_that_the_demo_flows_load() -> None:
         "product_search",
         "lead_capture",
         "refund_status",
+        "account_change",
     } <= set(flows.by_name)
 
 

@@ -614,13 +614,15 @@ _RANGE = re.compile(
     re.I,
 )
 # "Do you sell tents?", "looking for a sleeping bag": what the customer asked for, when the
-# catalog has no product of that name.
+# catalog has no product of that name; the words that end it cannot start it ("what name do
+# you have for me?" asks for nothing).
+_AFTER_THING = r"(?:for|with|in|on|under|that|which|please|today|now|online|at|from)"
 _ASKED_FOR = re.compile(
     r"\b(?:(?:do|does|can) (?:you|u|ya)(?: guys| all)? (?:sell|carry|stock|have)|have you got|"
     r"(?:looking|shopping|searching) for|(?:want|like|need|going) to (?:buy|purchase|get)|"
     r"wanna (?:buy|get))\s+(?:any |a |an |some |the )?"
-    r"(?P<thing>[a-z][a-z'-]*(?: [a-z][a-z'-]*){0,3}?)\s*"
-    r"(?:[?.!,]|$|\b(?:for|with|in|on|under|that|which|please|today|now|online|at|from)\b)",
+    rf"(?!{_AFTER_THING}\b)(?P<thing>[a-z][a-z'-]*(?: [a-z][a-z'-]*){{0,3}}?)\s*"
+    rf"(?:[?.!,]|$|\b{_AFTER_THING}\b)",
     re.I,
 )
 _VAGUE = frozenset((
