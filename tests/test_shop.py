@@ -356,6 +356,16 @@ def test_that_a_flow_file_mistake_is_named(text: str, problem: str) -> None:
     assert "flows/x.yaml" in str(error.value) and problem in str(error.value)
 
 
+def test_that_a_flow_after_an_unknown_flow_is_named(tmp_path: Path) -> None:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "x.yaml").write_text(
+        "name: x\ndescription: d\ntriggers: {after: [ghost]}\nsteps:\n  - say: hi\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(FlowError, match="flow 'x' comes after 'ghost'"):
+        load_flows(tmp_path)
+
+
 def test_that_flows_needing_verification_need_an_authenticate_flow(tmp_path: Path) -> None:
     (tmp_path / "flows").mkdir()
     (tmp_path / "flows" / "a.yaml").write_text(

@@ -123,6 +123,9 @@ class Triggers(_Strict):
     unless: list[str] = Field(default_factory=list)
     # Entity kinds that restart this flow when it was the last one to finish ("and in blue?")
     follow_up: list[str] = Field(default_factory=list)
+    # Flows whose end the follow_up kinds also continue with this one: the product search
+    # after the product details ("in 2 liters?").
+    after: list[str] = Field(default_factory=list)
     # When set, a message naming none of these entity kinds starts the flow only if the
     # knowledge base has no confident answer ("do you have a size guide?" is a question).
     entities: list[str] = Field(default_factory=list)
@@ -290,4 +293,11 @@ def load_flows(company_dir: Path | None) -> Flows:
             f"{folder}: flows with requires_auth need an {AUTHENTICATE!r} flow to verify the "
             "customer"
         )
+    for flow in flows.values():
+        unknown = [name for name in flow.triggers.after if name not in flows]
+        if unknown:
+            raise FlowError(
+                f"{folder}: flow {flow.name!r} comes after {', '.join(map(repr, unknown))}, "
+                "which no flow file defines"
+            )
     return Flows(flows)

@@ -83,6 +83,9 @@ _INDIRECT = re.compile(
     r"wondering|wonder)\s+(?:to know\s+)?(?=(?:how|what|when|why|which)\b)",
     re.IGNORECASE,
 )
+# "What happens if the new item in my exchange costs more?": a question about how things work,
+# though "my" is in it.
+_HYPOTHETICAL = re.compile(r"^\s*(?:what|how)\s+(?:happens|if)\b|^\s*what\s+would\s+happen\b", re.I)
 # A policy named without a question word ("return policy?") asks how things work too.
 _POLICY = re.compile(r"\bpolic(y|ies)\b", re.IGNORECASE)
 # A product's price ("how much is the backpack?"), not what shipping or a return costs.
@@ -248,6 +251,8 @@ class _Run:
         last = _LEAD_IN.sub("", sentences[-1] if sentences else core, count=1)
         last = _INDIRECT.sub("", last, count=1)
         asks = _QUESTION.match(last) is not None or _POLICY.search(last) is not None
+        if _HYPOTHETICAL.match(last):
+            return True
         return asks and not _PERSONAL.search(last)
 
     def knowledge_first(self) -> bool:
@@ -320,14 +325,19 @@ class _Run:
         return frame
 
     def follow_up(self) -> Flow | None:
-        """The flow that just finished, if this message only adds to it ("and in blue?")."""
+        """The flow that just finished, if this message only adds to it ("and in blue?"), or
+        the flow that continues it (``after``: "in 2 liters?" after a product's details)."""
         last = self.rt.flows.get(str(self.state.get("last_flow", "")))
         kinds = self.kinds
         if last is None:
             return None
-        if not kinds & set(last.triggers.follow_up):
-            return last if self.another_listed_order(last) else None
         names_product = "product" in kinds
+        if not kinds & set(last.triggers.follow_up):
+            if not names_product:
+                for flow in self.rt.flows:
+                    if last.name in flow.triggers.after and kinds & set(flow.triggers.follow_up):
+                        return flow
+            return last if self.another_listed_order(last) else None
         return last if not names_product or last.matches(self.turn.text, kinds) else None
 
     def another_listed_order(self, last: Flow) -> bool:

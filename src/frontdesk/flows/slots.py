@@ -45,6 +45,21 @@ class Turn:
             found[name] = option
         return found
 
+    def options_for(self, product: str) -> dict[str, str]:
+        """The options in the message read as if it named ``product``: "2 liters" about a tea
+        kettle is its "2 liters", not another product's "2L"; "in size 9" about hiking boots
+        is a boot size."""
+        if self.catalog is None:
+            return self.options()
+        from frontdesk.pipeline.entities import extract
+
+        found: dict[str, str] = {}
+        for entity in extract(f"{self.text} ({product})", self.catalog):
+            if entity.kind == "option":
+                name, _, value = entity.value.partition("=")
+                found.setdefault(name, value)
+        return found
+
     def product_record(self, name: str | None) -> ProductRecord | None:
         if not name:
             return None
@@ -312,7 +327,8 @@ def new_variant(turn: Turn) -> Any:
     record = turn.product_record(chosen["name"])
     if record is None:
         return Invalid(f"I can't find {chosen['name']} in the catalog any more.")
-    changes = {k: v for k, v in turn.options().items() if k in chosen["options"]}
+    said = turn.options_for(chosen["name"])
+    changes = {k: v for k, v in said.items() if k in chosen["options"]}
     changes.update(
         {
             k: v
@@ -534,19 +550,10 @@ def product_query(turn: Turn) -> Any:
     if len(distinct) > 1 and _COMPARE.search(turn.text):
         # "the speaker or the earbuds?", "compare the tablet and the e-reader"
         return {"product": None, "products": distinct[:4], "options": {}, "max_price": None}
-    options = turn.options()
     amounts = turn.values("amount")
     remembered = turn.memory.get("product")
-    if not named and remembered and turn.catalog is not None:
-        # Read the options as if the remembered product were named: "in size 9" alone is
-        # ambiguous, "in size 9" about hiking boots is not.
-        from frontdesk.pipeline.entities import extract
-
-        anchored = extract(f"{turn.text} ({remembered})", turn.catalog)
-        for entity in anchored:
-            if entity.kind == "option":
-                option, _, value = entity.value.partition("=")
-                options.setdefault(option, value)
+    # Options about the remembered product are read as if it were named.
+    options = turn.options_for(remembered) if not named and remembered else turn.options()
     name = named[0] if named else remembered
     record = turn.product_record(name)
     if record is not None:
