@@ -83,9 +83,17 @@ _INDIRECT = re.compile(
     r"wondering|wonder)\s+(?:to know\s+)?(?=(?:how|what|when|why|which)\b)",
     re.IGNORECASE,
 )
-# "What happens if the new item in my exchange costs more?": a question about how things work,
-# though "my" is in it.
-_HYPOTHETICAL = re.compile(r"^\s*(?:what|how)\s+(?:happens|if)\b|^\s*what\s+would\s+happen\b", re.I)
+# "What happens if the new item in my exchange costs more?", "What does pending mean on my
+# order?": questions about how things work, though "my" is in them.
+_HYPOTHETICAL = re.compile(
+    r"^\s*(?:what|how)\s+(?:happens|if)\b|^\s*what\s+would\s+happen\b"
+    r"|^\s*what\s+(?:does|do|is)\b.{0,60}\bmean\b",
+    re.I,
+)
+# A last sentence that only thanks or pleads ("… costs more? thanks") is not the question.
+_COURTESY = re.compile(
+    r"^\s*(?:thanks?(?: you)?(?: (?:so|very) much)?|thx|ty|cheers|please|pls|plz)[\s!.]*$", re.I
+)
 # A policy named without a question word ("return policy?") asks how things work too.
 _POLICY = re.compile(r"\bpolic(y|ies)\b", re.IGNORECASE)
 # A product's price ("how much is the backpack?"), not what shipping or a return costs.
@@ -248,6 +256,8 @@ class _Run:
         Read on the last sentence of the request ("Just tell me. How do exchanges work?")."""
         core = self.turn.core or self.turn.text
         sentences = [x for x in re.split(r"(?<=[.!?])\s+", core.strip()) if x]
+        while len(sentences) > 1 and _COURTESY.match(sentences[-1]):
+            sentences.pop()
         last = _LEAD_IN.sub("", sentences[-1] if sentences else core, count=1)
         last = _INDIRECT.sub("", last, count=1)
         asks = _QUESTION.match(last) is not None or _POLICY.search(last) is not None
