@@ -225,6 +225,22 @@ def test_that_an_address_keeps_only_its_street_line_for_the_vault(
     assert message[span.start : span.end] == street
 
 
+@pytest.mark.parametrize(
+    ("message", "person"),
+    [
+        ("Raj Sanchez 92147", "Raj Sanchez"),
+        ("raj sanchez, zip code 92147", "raj sanchez"),
+        ("update my profile with my new zip code, 60614", None),  # "zip code" was a person
+        ("my current postal code 60614", None),
+    ],
+)
+def test_that_a_name_before_a_zip_code_is_a_person_and_zip_words_are_not(
+    message: str, person: str | None
+) -> None:
+    spans = privacy.in_context(message, [])
+    assert [s.value for s in spans if s.kind == privacy.PERSON] == ([person] if person else [])
+
+
 def test_that_values_are_normalised_per_kind() -> None:
     pairs = [
         ("IBAN", "de89 3704 0044 0532 0130 00", "DE89370400440532013000"),

@@ -814,6 +814,8 @@ _NAME_ZIP_RE = re.compile(
 )
 _STATE_CODE_RE = re.compile(rf"^(?:{_STATE_CODES})$")
 _NAME_CUES = frozenset(["name", "is", "im", "i'm", "am", "this", "it's", "its", "my"])
+# "my new zip code, 60614" names no one.
+_ZIP_WORDS = frozenset(["zip", "code", "zipcode", "postal", "postcode", "new", "old", "current"])
 _STREET_RE = re.compile(_street(r"[A-Za-z][A-Za-z'’.-]*"), re.IGNORECASE)
 # The city, state and zip at the end of a street address: kept readable, the street line is not.
 # A state in lower case ("portland, or 97201") counts only with a zip code after it.
@@ -830,7 +832,7 @@ def names_before_zip(text: str) -> list[Span]:
     for match in _NAME_ZIP_RE.finditer(text):
         first, last = match.group(1), match.group(2)
         words = {first.casefold(), last.casefold()}
-        if words & (NOT_NAMES | SHOP_WORDS | _NAME_CUES) or _STATE_CODE_RE.match(last):
+        if words & (NOT_NAMES | SHOP_WORDS | _NAME_CUES | _ZIP_WORDS) or _STATE_CODE_RE.match(last):
             continue
         found.append(
             Span(PERSON, match.start(1), match.end(2), text[match.start(1) : match.end(2)])
