@@ -24,6 +24,7 @@ from frontdesk.flows.slots import SLOT_TYPES, Turn
 from frontdesk.service import Frontdesk
 from frontdesk.shop import policy
 from frontdesk.shop.records import Address, Item, Order, PaymentMethod, ProductRecord, Profile
+from frontdesk.shop.search import alternatives, quantity_options
 
 # --- policy as code --------------------------------------------------------------------------
 
@@ -287,6 +288,26 @@ def _demo_products() -> list[ProductRecord]:
     return [
         ProductRecord.from_dict(k, v["name"], v["variants"]) for k, v in raw["products"].items()
     ]
+
+
+def test_that_a_bare_quantity_is_the_products_own_option_value() -> None:
+    products = {p.name: p for p in _demo_products()}
+    speaker, kettle = products["Bluetooth Speaker"], products["Tea Kettle"]
+    assert quantity_options("20 hours", speaker) == {"battery life": "20 hours"}
+    assert quantity_options("2 litres please", kettle) == {"capacity": "2 liters"}
+    assert quantity_options("2000ml", kettle) == {"capacity": "2 liters"}
+    assert quantity_options("15 hours", speaker) == {}  # not a value the speaker has
+    assert quantity_options("20 hours", kettle) == {}
+
+
+def test_that_alternatives_have_what_the_customer_asked_for_first() -> None:
+    bed = next(p for p in _demo_products() if p.name == "Pet Bed")
+    had = {"size": "large", "material": "memory foam", "color": "brown"}
+    wanted = {**had, "material": "fleece"}
+    plain = alternatives(bed, wanted)
+    asked = alternatives(bed, wanted, asked={"material": "fleece"})
+    assert plain[0].options["material"] != "fleece"  # two shared values beat the one asked for
+    assert [v.options["material"] for v in asked[:2]] == ["fleece", "fleece"]
 
 
 @pytest.mark.parametrize(

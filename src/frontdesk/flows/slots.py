@@ -17,8 +17,13 @@ from typing import Any
 from frontdesk.company.catalog import Catalog, singular
 from frontdesk.pipeline import privacy
 from frontdesk.pipeline.entities import Entity, resolve_reference
-from frontdesk.shop.records import ProductRecord, dollars, options_text
-from frontdesk.shop.search import alternatives, boolean_options, closest_variant
+from frontdesk.shop.records import ProductRecord, Variant, dollars, options_text
+from frontdesk.shop.search import (
+    alternatives,
+    boolean_options,
+    closest_variant,
+    quantity_options,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,7 +324,8 @@ def item(turn: Turn) -> Any:
 
 @slot_type("new_variant")
 def new_variant(turn: Turn) -> Any:
-    """Another variant of the chosen item's product, from the options in the message."""
+    """Another variant of the chosen item's product, from the options in the message, or one
+    of the in-stock alternatives offered just before ("the first one", "the red one")."""
     wanted = (turn.slots.get("item") or {}).get("item_id")
     chosen = next((i for i in _order_items(turn) if i["item_id"] == wanted), None)
     if chosen is None:
@@ -328,6 +334,9 @@ def new_variant(turn: Turn) -> Any:
     if record is None:
         return Invalid(f"I can't find {chosen['name']} in the catalog any more.")
     said = turn.options_for(chosen["name"])
+    # A bare quantity is one of this product's values ("20 hours" of a speaker's battery life):
+    # the question was about this item.
+    said = {**quantity_options(turn.text, record), **said}
     changes = {k: v for k, v in said.items() if k in chosen["options"]}
     changes.update(
         {
@@ -336,6 +345,9 @@ def new_variant(turn: Turn) -> Any:
             if k in chosen["options"] and v != chosen["options"].get(k)
         }
     )
+    picked = _offered(turn, record, chosen["item_id"], changes)
+    if picked is not None:
+        return _variant_choice(record, chosen, picked)
     if not changes:
         return None
     variant = closest_variant(record, chosen["options"], changes)
@@ -350,12 +362,60 @@ def new_variant(turn: Turn) -> Any:
             f"That is the one you have ({chosen['label']}). What would you like instead?"
         )
     if not variant.available:
-        others = alternatives(record, {**chosen["options"], **changes}, exclude=[chosen["item_id"]])
+        others = alternatives(
+            record,
+            {**chosen["options"], **changes},
+            exclude=[chosen["item_id"]],
+            asked=changes,
+        )
         listing = "\n".join(f"- {options_text(v.options)}: {dollars(v.price)}" for v in others)
+        turn.memory["offered_variants"] = {
+            "for": chosen["item_id"],
+            "item_ids": [v.item_id for v in others],
+        }
         return Invalid(
             f"Sorry, {record.name} in {options_text(variant.options)} is out of stock. "
             f"These are in stock and closest to it:\n{listing}\nWhich would you like?"
         )
+    return _variant_choice(record, chosen, variant)
+
+
+def _offered(
+    turn: Turn, record: ProductRecord, item_id: str, said: dict[str, str]
+) -> Variant | None:
+    """The alternative just offered for ``item_id`` that the message picks: by its place in
+    the list, or as the only one with the options the message names."""
+    offered = turn.memory.get("offered_variants") or {}
+    if offered.get("for") != item_id:
+        return None
+    listed = [v for v in (record.variant(i) for i in offered.get("item_ids", [])) if v]
+    picked = resolve_reference(turn.text, [v.item_id for v in listed])
+    if picked is None and said:
+        fitting = [
+            v
+            for v in listed
+            if all(v.options.get(k, "").lower() == x.lower() for k, x in said.items())
+        ]
+        picked = fitting[0].item_id if len(fitting) == 1 else None
+    if picked is None and listed:
+        # "the medium one": a value that tells the listed variants apart, as a word.
+        shared = set.intersection(*({x.lower() for x in v.options.values()} for v in listed))
+        lowered = turn.text.lower()
+
+        def named(v: Variant) -> int:
+            return sum(
+                1
+                for x in {x.lower() for x in v.options.values()} - shared
+                if re.search(rf"(?<!\w){re.escape(x)}(?!\w)", lowered)
+            )
+
+        scores = sorted(((named(v), v.item_id) for v in listed), reverse=True)
+        if scores[0][0] > 0 and (len(scores) == 1 or scores[1][0] < scores[0][0]):
+            picked = scores[0][1]
+    return record.variant(picked) if picked else None
+
+
+def _variant_choice(record: ProductRecord, chosen: dict[str, Any], variant: Variant) -> Any:
     difference = variant.price - Decimal(str(chosen["price"]))
     return {
         "item_id": variant.item_id,

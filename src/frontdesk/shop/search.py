@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from frontdesk.company.catalog import QUANTITY_RE, parse_quantity, quantity
 from frontdesk.shop.records import ProductRecord, Variant, dollars, options_text
 
 
@@ -39,6 +40,26 @@ def boolean_options(text: str, product: ProductRecord) -> dict[str, str]:
         hit = re.search(rf"(?:\b(not|non)[\s-]?)?\b{pattern}\b", lowered)
         if hit:
             found[name] = "no" if hit.group(1) else "yes"
+    return found
+
+
+def quantity_options(text: str, product: ProductRecord) -> dict[str, str]:
+    """Option values of ``product`` that a quantity in ``text`` names, in the catalog's
+    spelling: "20 hours" -> battery life=20 hours, "2 litres" -> capacity=2 liters. Only where
+    one option of the product has that quantity."""
+    values: dict[tuple[str, Decimal], set[tuple[str, str]]] = {}
+    for variant in product.variants:
+        for name, value in variant.options.items():
+            amount = parse_quantity(value)
+            if amount is not None:
+                values.setdefault((amount.dimension, amount.amount), set()).add((name, value))
+    found: dict[str, str] = {}
+    for match in QUANTITY_RE.finditer(text):
+        amount = quantity(match)
+        named = values.get((amount.dimension, amount.amount), set()) if amount else set()
+        if len({name for name, _ in named}) == 1:
+            name, value = sorted(named)[0]
+            found.setdefault(name, value)
     return found
 
 
@@ -109,16 +130,21 @@ def closest_variant(
 
 
 def alternatives(
-    record: ProductRecord, wanted: Mapping[str, str], *, exclude: Sequence[str] = (), limit: int = 3
+    record: ProductRecord,
+    wanted: Mapping[str, str],
+    *,
+    exclude: Sequence[str] = (),
+    limit: int = 3,
+    asked: Mapping[str, str] | None = None,
 ) -> list[Variant]:
-    """In-stock variants sharing the most wanted option values, then the cheapest."""
-    lowered = {k.lower(): v.lower() for k, v in wanted.items()}
+    """In-stock variants with the most of the values the customer ``asked`` for (the material
+    they want instead), then the most other ``wanted`` values, then the cheapest."""
 
-    def shared(v: Variant) -> int:
-        return sum(1 for k, value in lowered.items() if v.options.get(k, "").lower() == value)
+    def shared(v: Variant, values: Mapping[str, str]) -> int:
+        return sum(1 for k, x in values.items() if v.options.get(k, "").lower() == x.lower())
 
     pool = [v for v in record.in_stock() if v.item_id not in exclude]
-    pool.sort(key=lambda v: (-shared(v), v.price))
+    pool.sort(key=lambda v: (-shared(v, asked or {}), -shared(v, wanted), v.price))
     return pool[:limit]
 
 
