@@ -257,6 +257,7 @@ def test_that_the_demo_flows_load() -> None:
         "lead_capture",
         "refund_status",
         "account_change",
+        "add_or_remove_items",
     } <= set(flows.by_name)
 
 
