@@ -84,10 +84,11 @@ _INDIRECT = re.compile(
     re.IGNORECASE,
 )
 # "What happens if the new item in my exchange costs more?", "What does pending mean on my
-# order?": questions about how things work, though "my" is in them.
+# order?", "How many times can I change the items in my order?": questions about how things
+# work, though "my" is in them.
 _HYPOTHETICAL = re.compile(
     r"^\s*(?:what|how)\s+(?:happens|if)\b|^\s*what\s+would\s+happen\b"
-    r"|^\s*what\s+(?:does|do|is)\b.{0,60}\bmean\b",
+    r"|^\s*what\s+(?:does|do|is)\b.{0,60}\bmean\b|^\s*how\s+(?:many\s+times|often)\b",
     re.I,
 )
 # A last sentence that only thanks or pleads ("… costs more? thanks") is not the question.
