@@ -175,6 +175,7 @@ def test_that_a_bare_number_is_not_an_amount(message: str) -> None:
     ("laptop under 2000", "2000.00", "2000"), ("my budget is 2500", "2500.00", "2500"),
     ("budget: 300", "300.00", "300"), ("anything below 49.99?", "49.99", "49.99"),
     ("up to 1,500 for a tv", "1500.00", "1,500"), ("no more than 2k please", "2000.00", "2k"),
+    ("anything under 300 in black?", "300.00", "300"),
 ])  # fmt: skip
 def test_that_a_bare_number_after_a_price_limit_is_an_amount(
     message: str, amount: str, typed: str

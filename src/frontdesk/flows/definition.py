@@ -2,8 +2,9 @@
 company's ``flows/`` folder, validated on start with the place of every mistake.
 
 A flow has a name, a description ("your return", used in "Now, back to your return"), the
-triggers that start it (intent labels and/or regular expressions), whether the customer must be
-verified first, and steps. A step does exactly one thing:
+triggers that start it (intent labels, regular expressions, entity kinds named together with a
+pattern; patterns that keep it from starting; the flows whose end it continues), whether the
+customer must be verified first, and steps. A step does exactly one thing:
 
 ``collect: SLOT``   ask for a value (``type`` names the extractor, default the slot's name;
                     ``prompt`` asks, ``retry`` re-asks after a value that does not read)

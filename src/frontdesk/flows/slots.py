@@ -398,7 +398,8 @@ def _offered(
         ]
         picked = fitting[0].item_id if len(fitting) == 1 else None
     if picked is None and listed:
-        # "the medium one": a value that tells the listed variants apart, as a word.
+        # "the medium one": a value that tells the listed variants apart, as a word (not a
+        # one-letter size: the m of "I'm").
         shared = set.intersection(*({x.lower() for x in v.options.values()} for v in listed))
         lowered = turn.text.lower()
 
@@ -406,7 +407,7 @@ def _offered(
             return sum(
                 1
                 for x in {x.lower() for x in v.options.values()} - shared
-                if re.search(rf"(?<!\w){re.escape(x)}(?!\w)", lowered)
+                if len(x) > 1 and re.search(rf"(?<!\w){re.escape(x)}(?!\w)", lowered)
             )
 
         scores = sorted(((named(v), v.item_id) for v in listed), reverse=True)

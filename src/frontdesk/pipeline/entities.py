@@ -83,7 +83,7 @@ _BUDGET_RE = re.compile(
     r"budget(?:\s+(?:is|of|around|about))?(?:\s*[:=])?)\s+"
     rf"{_NUMBER}(k)?(?![\d.,]*\d|\s*(?:%|[-/]|(?:days?|weeks?|months?|years?|yrs?|hours?|hrs?|"
     r"minutes?|mins?|seconds?|secs?|times?|items?|pieces?|pcs|units?|orders?|people|kids|"
-    r"percent|kg|g|grams?|lbs?|pounds?|oz|ounces?|inch(?:es)?|in|cm|mm|m|ft|feet|foot|ml|l|"
+    r"percent|kg|g|grams?|lbs?|pounds?|oz|ounces?|inch(?:es)?|cm|mm|m|ft|feet|foot|ml|l|"
     r"liters?|litres?|gb|tb|mb|w|watts?|mah|v|volts?|mp|hz|degrees?|miles?|km|steps?)\b))",
     re.IGNORECASE,
 )

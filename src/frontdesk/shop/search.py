@@ -141,7 +141,9 @@ def alternatives(
     they want instead), then the most other ``wanted`` values, then the cheapest."""
 
     def shared(v: Variant, values: Mapping[str, str]) -> int:
-        return sum(1 for k, x in values.items() if v.options.get(k, "").lower() == x.lower())
+        return sum(
+            1 for k, x in values.items() if v.options.get(k.lower(), "").lower() == x.lower()
+        )
 
     pool = [v for v in record.in_stock() if v.item_id not in exclude]
     pool.sort(key=lambda v: (-shared(v, asked or {}), -shared(v, wanted), v.price))
