@@ -97,6 +97,15 @@ class Step(_Strict):
         return self.type or self.collect or ""
 
 
+def _regex(pattern: str) -> str:
+    """``pattern`` if it compiles; otherwise the error a flow file's reader sees."""
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise ValueError(f"{pattern!r} is not a regular expression: {error}") from error
+    return pattern
+
+
 class EntityTrigger(_Strict):
     """A message that names every one of ``entities`` and matches ``pattern`` starts the flow:
     a product with a price limit ("laptop under 2000") is shopping, where a price limit alone
@@ -108,11 +117,7 @@ class EntityTrigger(_Strict):
     @field_validator("pattern")
     @classmethod
     def _compile(cls, pattern: str) -> str:
-        try:
-            re.compile(pattern)
-        except re.error as error:
-            raise ValueError(f"{pattern!r} is not a regular expression: {error}") from error
-        return pattern
+        return _regex(pattern)
 
 
 class Triggers(_Strict):
@@ -134,12 +139,7 @@ class Triggers(_Strict):
     @field_validator("patterns", "unless")
     @classmethod
     def _compile(cls, patterns: list[str]) -> list[str]:
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as error:
-                raise ValueError(f"{pattern!r} is not a regular expression: {error}") from error
-        return patterns
+        return [_regex(pattern) for pattern in patterns]
 
 
 class Flow(_Strict):

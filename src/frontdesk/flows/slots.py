@@ -22,6 +22,7 @@ from frontdesk.shop.search import (
     alternatives,
     boolean_options,
     closest_variant,
+    has_options,
     quantity_options,
 )
 
@@ -391,11 +392,7 @@ def _offered(
     listed = [v for v in (record.variant(i) for i in offered.get("item_ids", [])) if v]
     picked = resolve_reference(turn.text, [v.item_id for v in listed])
     if picked is None and said:
-        fitting = [
-            v
-            for v in listed
-            if all(v.options.get(k, "").lower() == x.lower() for k, x in said.items())
-        ]
+        fitting = [v for v in listed if has_options(v, said)]
         picked = fitting[0].item_id if len(fitting) == 1 else None
     if picked is None and listed:
         # "the medium one": a value that tells the listed variants apart, as a word (not a
@@ -653,7 +650,7 @@ def product_query(turn: Turn) -> Any:
         # sizes or colours as if they fitted.
         if record is not None and not any(
             v.price < Decimal(str(shown))
-            and all(v.options.get(k, "").lower() == str(x).lower() for k, x in carried.items())
+            and has_options(v, {k: str(x) for k, x in carried.items()})
             for v in record.in_stock()
         ):
             query["nothing_cheaper"] = True

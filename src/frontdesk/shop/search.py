@@ -93,15 +93,22 @@ def search(
     return (exact or found)[:limit]
 
 
+def shared_options(variant: Variant, values: Mapping[str, str]) -> int:
+    """How many of ``values`` (option name -> value, any case) the variant has."""
+    return sum(
+        1 for k, x in values.items() if variant.options.get(k.lower(), "").lower() == x.lower()
+    )
+
+
+def has_options(variant: Variant, values: Mapping[str, str]) -> bool:
+    """Whether the variant has all of ``values`` (option name -> value, any case)."""
+    return shared_options(variant, values) == len(values)
+
+
 def find_variant(record: ProductRecord, options: Mapping[str, str]) -> Variant | None:
     """The variant with exactly these values for the named options (others may differ);
     in stock first, then cheapest."""
-    wanted = {k.lower(): v.lower() for k, v in options.items()}
-    hits = [
-        v
-        for v in record.variants
-        if all(v.options.get(k, "").lower() == value for k, value in wanted.items())
-    ]
+    hits = [v for v in record.variants if has_options(v, options)]
     hits.sort(key=lambda v: (not v.available, v.price))
     return hits[0] if hits else None
 
@@ -114,11 +121,7 @@ def closest_variant(
     even out of stock (the caller then offers in-stock alternatives rather than swapping the
     material behind the customer's back)."""
     wanted = {k.lower(): v.lower() for k, v in changes.items()}
-    candidates = [
-        v
-        for v in record.variants
-        if all(v.options.get(k, "").lower() == value for k, value in wanted.items())
-    ]
+    candidates = [v for v in record.variants if has_options(v, wanted)]
     if not candidates:
         return None
 
@@ -139,14 +142,8 @@ def alternatives(
 ) -> list[Variant]:
     """In-stock variants with the most of the values the customer ``asked`` for (the material
     they want instead), then the most other ``wanted`` values, then the cheapest."""
-
-    def shared(v: Variant, values: Mapping[str, str]) -> int:
-        return sum(
-            1 for k, x in values.items() if v.options.get(k.lower(), "").lower() == x.lower()
-        )
-
     pool = [v for v in record.in_stock() if v.item_id not in exclude]
-    pool.sort(key=lambda v: (-shared(v, asked or {}), -shared(v, wanted), v.price))
+    pool.sort(key=lambda v: (-shared_options(v, asked or {}), -shared_options(v, wanted), v.price))
     return pool[:limit]
 
 
