@@ -20,7 +20,7 @@ from frontdesk.adapters.store import shop as shop_repo
 from frontdesk.adapters.store.tables import PseudonymRow, ShopActionRow
 from frontdesk.flows import tools
 from frontdesk.flows.definition import FlowError, load_flows, parse_flow
-from frontdesk.flows.slots import SLOT_TYPES, Turn
+from frontdesk.flows.slots import SLOT_TYPES, Turn, asks_to_buy
 from frontdesk.service import Frontdesk
 from frontdesk.shop import policy
 from frontdesk.shop.records import Address, Item, Order, PaymentMethod, ProductRecord, Profile
@@ -338,6 +338,25 @@ def test_that_a_request_for_goods_the_store_lacks_gets_the_range(
     assert query["range"].startswith("Action Camera, Air Purifier, Backpack")
     assert query.get("missing") == (None if expected == "range" else expected)
     assert query.get("asked_range", False) is (expected == "range")
+
+
+@pytest.mark.parametrize(
+    ("message", "thing"),
+    [
+        ("I want to buy a sleeping bag", "sleeping bag"),
+        ("do you sell sleeping bags?", "sleeping bags"),
+        ("I'm shopping for a tent", "tent"),
+        ("do you carry kayaks", "kayaks"),
+        # Not goods, or not only goods: the help centre may well answer these.
+        ("I want to buy a gift card", None),
+        ("do you have a size guide?", None),
+        ("I'm looking for my order number", None),
+        ("have you got any kayaks", None),
+        ("I want to buy something nice", None),
+    ],
+)
+def test_that_a_request_to_buy_names_the_goods(message: str, thing: str | None) -> None:
+    assert asks_to_buy(message) == thing
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,61 @@ async def test_that_out_of_scope_questions_get_a_clarifying_question_not_an_answ
     assert "rephrase" in reply["text"]
 
 
+@pytest.mark.parametrize(
+    ("text", "to_store"),
+    [
+        ("how do I unsubscribe from your emails", True),
+        ("what are your opening hours?", True),
+        ("<PERSON_1> here. Do you ship abroad?", True),
+        ("do you ship to Canada?", False),  # a place: the intent model has to know it
+        ("Does your Water Bottle keep drinks cold?", True),  # a product of the catalog
+        ("Is Northwind Outfitters open on Sundays? Are you?", True),  # the company's own name
+        ("Can you tell me Amazon's return policy?", False),  # another company
+        ("what are your hours? same as Walmart?", False),
+        ("What's the return policy at Home Depot?", False),  # not put to the store
+        ("how do I track my order", False),
+    ],
+)
+def test_that_a_question_to_the_store_itself_is_told_from_one_about_another_company(
+    text: str, to_store: bool
+) -> None:
+    from tests.conftest import DEMO
+
+    from frontdesk.company.catalog import load_catalog
+    from frontdesk.pipeline.understand import asks_the_store
+
+    names = ("Northwind Outfitters", *load_catalog(DEMO).product_names)
+    assert asks_the_store(text, names) is to_store
+
+
+async def test_that_a_question_to_the_store_is_answered_though_the_intents_say_out_of_scope(
+    smart_client: httpx.AsyncClient,
+) -> None:
+    """The demo model reads it as out of scope; the help centre answers it with confidence,
+    and it asks the store itself."""
+    conversation_id = await open_conversation(smart_client)
+    result = await say(smart_client, conversation_id, "how do I unsubscribe from your emails")
+    [reply] = result["replies"]
+    assert reply["citations"][0]["id"] == "privacy-and-your-data"
+    assert "link at the bottom of any marketing email" in reply["text"]
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["can you recommend a good restaurant nearby?", "how much is a Netflix subscription?"],
+)
+async def test_that_words_of_a_flow_do_not_start_it_for_an_out_of_scope_question(
+    smart_client: httpx.AsyncClient, question: str
+) -> None:
+    """ "recommend" starts the product search and "how much is" the product details, but the
+    intent model is sure these are not the store's business and they name nothing of it."""
+    conversation_id = await open_conversation(smart_client)
+    result = await say(smart_client, conversation_id, question)
+    [reply] = result["replies"]
+    assert "rephrase" in reply["text"]
+    assert "What are you looking for" not in reply["text"]
+
+
 async def test_that_in_scope_questions_are_still_answered(
     smart_client: httpx.AsyncClient,
 ) -> None:

@@ -34,7 +34,7 @@ from frontdesk.flows.definition import (
     render_args,
     renders_fully,
 )
-from frontdesk.flows.slots import SLOT_TYPES, Invalid, Turn
+from frontdesk.flows.slots import SLOT_TYPES, Invalid, Turn, asks_to_buy
 from frontdesk.flows.tools import (
     Backend,
     ToolContext,
@@ -227,12 +227,26 @@ class _Run:
     def triggered(self, exclude: str | None = None, *, patterns_only: bool = False) -> Flow | None:
         text = self.turn.text
         kinds = self.kinds
+        intent = self.turn.intent
+        names = self.rt.guidelines.intents
+        if (
+            intent is not None
+            and intent.out_of_scope
+            and intent.confidence >= names.min_confidence
+            and not kinds
+        ):
+            # Sure that it is not the store's business, and nothing of the store's named: no
+            # flow's words start one ("How do I track my Amazon order?", "recommend a movie").
+            return None
         answered = self.turn.confidence >= self.rt.threshold
+        # Goods the catalog may not name ("I want to buy a sleeping bag") count as a product
+        # against a help-centre passage that only shares a word with them (bag care).
+        named = kinds | {"product"} if asks_to_buy(text) else kinds
         candidates = [
             f
             for f in self.rt.flows
             if f.name not in (exclude, AUTHENTICATE)
-            and not (f.triggers.entities and answered and not kinds & set(f.triggers.entities))
+            and not (f.triggers.entities and answered and not named & set(f.triggers.entities))
             and not f.excludes(text)
         ]
         for flow in candidates:
@@ -240,8 +254,6 @@ class _Run:
                 return flow
         if patterns_only:
             return None
-        intent = self.turn.intent
-        names = self.rt.guidelines.intents
         if (
             intent is not None
             and not intent.out_of_scope

@@ -722,14 +722,35 @@ def _not_in_catalog(turn: Turn) -> dict[str, Any] | None:
     }
     if _RANGE.search(turn.text):
         return listing | {"asked_range": True}
-    asked = _ASKED_FOR.search(turn.text)
+    thing = _wanted(_ASKED_FOR.search(turn.text))
+    return None if thing is None else listing | {"missing": thing}
+
+
+def _wanted(asked: re.Match[str] | None) -> str | None:
+    """The thing an ``_ASKED_FOR`` match names, unless it is vague or not goods."""
     if asked is None:
         return None
     thing = asked.group("thing").strip(" '-").lower()
     said = thing.split()
     if not said or said[0] in _VAGUE or said[-1] in _VAGUE or _NOT_GOODS.intersection(said):
         return None
-    return listing | {"missing": thing}
+    return thing
+
+
+# Verbs whose object can only be goods: "do you sell sleeping bags?", "I want to buy a tent"
+# ("do you have a size guide?" and "looking for my order number" are not about goods).
+_BUYING = re.compile(r"\b(?:sell|carry|stock|buy|purchase|shopping for)\s", re.I)
+
+
+def asks_to_buy(text: str) -> str | None:
+    """The thing the customer asks to buy, or asks whether the store sells, when the verb says
+    it is goods and the thing is not vague; None otherwise. It lets a shopping request reach
+    the product search when the help centre has a confident passage that only shares a word
+    with it ("I want to buy a sleeping bag" and the bag-care article)."""
+    asked = _ASKED_FOR.search(text)
+    if asked is None or not _BUYING.search(text[asked.start() : asked.start("thing")] + " "):
+        return None
+    return _wanted(asked)
 
 
 _NAME = re.compile(

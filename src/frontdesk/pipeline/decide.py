@@ -67,7 +67,8 @@ def decide(
 
     In order: a request for a person, an answer to the offer of one, frustration, small talk
     ("are you a bot?" is answered truthfully, with the offer of a person), out of scope (ask
-    again, then offer a person), a confident answer from the knowledge, and otherwise ask to
+    again, then offer a person; but a question to the store itself that the knowledge answers
+    with confidence is answered), a confident answer from the knowledge, and otherwise ask to
     rephrase (then offer a person)."""
     state = dict(context.state)
     offered = bool(state.pop("offered_human", False))
@@ -114,8 +115,9 @@ def decide(
         return done(Action.GOODBYE, "goodbye")
     if understanding.identity:
         return done(Action.IDENTITY, "identity", offer=True)
-    if understanding.out_of_scope:
+    confident = understanding.best is not None and understanding.confidence >= threshold
+    if understanding.out_of_scope and not (confident and understanding.to_store):
         return unclear("out_of_scope")
-    if understanding.best is not None and understanding.confidence >= threshold:
+    if confident:
         return done(Action.ANSWER, "confident")
     return unclear("low_confidence")

@@ -54,6 +54,33 @@ _IDENTITY = re.compile(
 )
 
 
+# A question put to the store itself ("how do I unsubscribe from your emails?"). The intent
+# model's out-of-scope class also holds other companies' questions ("What's Amazon's return
+# policy?"), which the help centre can match as closely as the store's own: a capitalised
+# word inside a sentence (a brand, a place) keeps the message out of scope.
+_TO_STORE = re.compile(r"\b(?:you|your|yours|u|ur)\b", re.IGNORECASE)
+_NAMED = re.compile(r"(?<![.!?]\s)(?<!^)(?<![<\w'])[A-Z][A-Za-z'-]*")
+_DAYS = ("mon", "tues", "wednes", "thurs", "fri", "satur", "sun")
+_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
+           "september", "october", "november", "december")  # fmt: skip
+_NOT_NAMES = frozenset(
+    {"i", "i'm", "i've", "i'd", "i'll", *_MONTHS}
+    | {f"{day}day{s}" for day in _DAYS for s in ("", "s")}
+)
+
+
+def asks_the_store(text: str, own_names: Sequence[str] = ()) -> bool:
+    """Whether ``text`` addresses the store ("you", "your") and names nothing else with a
+    capital letter mid-sentence: "I", days, months and the words of ``own_names`` (the
+    company's name, the catalog's products) do not count; nor do placeholders such as
+    ``<PERSON_1>``."""
+    text = text.strip()
+    if not _TO_STORE.search(text):
+        return False
+    own = {w.lower() for name in own_names for w in name.split()}
+    return all(m.group().lower() in own | _NOT_NAMES for m in _NAMED.finditer(text))
+
+
 @dataclass(frozen=True, slots=True)
 class Understanding:
     passages: tuple[Passage, ...]
@@ -70,6 +97,7 @@ class Understanding:
     entities: tuple[Entity, ...] = field(default=())
     sensitive: str | None = None  # the sensitive topic the message touches (guidelines)
     identity: bool = False  # asks whether it is talking to a bot or a person
+    to_store: bool = False  # asks the store itself, naming no other company (asks_the_store)
 
     @property
     def best(self) -> Passage | None:
@@ -151,6 +179,7 @@ class Reading:
     entities: tuple[Entity, ...]
     sensitive: str | None
     identity: bool = False
+    to_store: bool = False
 
 
 def read(
@@ -180,6 +209,9 @@ def read(
         sensitive=guidelines.escalation.sensitive_topic(text)
         or (guidelines.escalation.sensitive_topic(typed) if typed else None),
         identity=_small_talk(_IDENTITY, text),
+        to_store=asks_the_store(
+            text, (guidelines.company_name, *(catalog.product_names if catalog else ()))
+        ),
     )
 
 
@@ -224,4 +256,5 @@ def understand(
         entities=reading.entities,
         sensitive=reading.sensitive,
         identity=reading.identity,
+        to_store=reading.to_store,
     )
