@@ -102,7 +102,7 @@ TESTS_FILE = "knowledge-gaps.yaml"
 CACHE_FILE = "insight-vectors.npz"
 GAP_STATUSES = ("open", "accepted", "dismissed")
 
-SMALL_TALK = frozenset({"greet", "thanks", "goodbye", "declined_human"})
+SMALL_TALK = frozenset({"greet", "thanks", "goodbye", "declined_human", "capabilities"})
 UNCLEAR_REASONS = frozenset({"low_confidence", "out_of_scope", "loop"})
 # Flow replies to a message that is a new request, not an answer to the flow's question.
 NEW_REQUEST_REASONS = ("flow_started", "flow_switched", "flow_digression")

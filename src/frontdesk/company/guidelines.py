@@ -57,6 +57,10 @@ class Texts(_Strict):
         "I'm a virtual assistant, not a person. I can answer questions and help with your "
         "orders. Would you like me to connect you with a person from our team?"
     )
+    capabilities: NonEmpty = (
+        "I'm a virtual assistant. I can answer questions about our policies and products, and "
+        "help with your orders. What can I do for you?"
+    )
     frustrated: NonEmpty = (
         "I'm sorry this has been frustrating. I'm passing you to a person who can help."
     )

@@ -22,6 +22,7 @@ class Action(StrEnum):
     THANKS = "thanks"
     GOODBYE = "goodbye"
     IDENTITY = "identity"
+    CAPABILITIES = "capabilities"
     FLOW = "flow"
 
 
@@ -66,7 +67,8 @@ def decide(
     """The next move and the conversation state to carry forward.
 
     In order: a request for a person, an answer to the offer of one, frustration, small talk
-    ("are you a bot?" is answered truthfully, with the offer of a person), out of scope (ask
+    ("are you a bot?" is answered truthfully, with the offer of a person; "what can you do?" with
+    what the assistant does), out of scope (ask
     again, then offer a person; but a question to the store itself that the knowledge answers
     with confidence is answered), a confident answer from the knowledge, and otherwise ask to
     rephrase (then offer a person)."""
@@ -115,6 +117,8 @@ def decide(
         return done(Action.GOODBYE, "goodbye")
     if understanding.identity:
         return done(Action.IDENTITY, "identity", offer=True)
+    if understanding.capabilities:
+        return done(Action.CAPABILITIES, "capabilities")
     confident = understanding.best is not None and understanding.confidence >= threshold
     if understanding.out_of_scope and not (confident and understanding.to_store):
         return unclear("out_of_scope")

@@ -59,5 +59,7 @@ def respond(
             return Draft(texts.goodbye, (), handoff=False)
         case Action.IDENTITY:
             return Draft(texts.identity, (), handoff=False)
+        case Action.CAPABILITIES:
+            return Draft(texts.capabilities, (), handoff=False)
         case Action.REPHRASE | Action.FLOW:  # a flow's reply is composed by the flow engine
             return Draft(texts.fallback, (), handoff=False)

@@ -81,6 +81,26 @@ def asks_the_store(text: str, own_names: Sequence[str] = ()) -> bool:
     return all(m.group().lower() in own | _NOT_NAMES for m in _NAMED.finditer(text))
 
 
+# "What can you do?": the help centre's article on it rarely matches so short a question, and
+# the intent model reads it as out of scope.
+_CAPABILITIES = re.compile(
+    r"^\s*(?:hi|hello|hey|so|ok(?:ay)?)?[,!. ]*"
+    r"(?:what|how)(?: (?:else|kind of things|sort of things|things|exactly))? (?:can|could) "
+    r"(?:you|u) (?:do|help(?: me)?(?: with)?)(?: for me)?"
+    r"|^\s*(?:hi|hello|hey|so|ok(?:ay)?)?[,!. ]*what (?:are you able to do|do you do|"
+    r"can i ask you(?: about)?|are you for)",
+    re.IGNORECASE,
+)
+_CAPABILITIES_END = re.compile(r"\s*(?:here|exactly|today)?\s*[?!.]*\s*$", re.IGNORECASE)
+
+
+def _asks_capabilities(text: str) -> bool:
+    """The whole message asks what the assistant can do ("what can you do?", "hi, what kind of
+    things can you help me with?")."""
+    found = _CAPABILITIES.match(text)
+    return found is not None and _CAPABILITIES_END.fullmatch(text[found.end() :]) is not None
+
+
 @dataclass(frozen=True, slots=True)
 class Understanding:
     passages: tuple[Passage, ...]
@@ -98,6 +118,7 @@ class Understanding:
     sensitive: str | None = None  # the sensitive topic the message touches (guidelines)
     identity: bool = False  # asks whether it is talking to a bot or a person
     to_store: bool = False  # asks the store itself, naming no other company (asks_the_store)
+    capabilities: bool = False  # asks what the assistant can do
 
     @property
     def best(self) -> Passage | None:
@@ -180,6 +201,7 @@ class Reading:
     sensitive: str | None
     identity: bool = False
     to_store: bool = False
+    capabilities: bool = False
 
 
 def read(
@@ -212,6 +234,7 @@ def read(
         to_store=asks_the_store(
             text, (guidelines.company_name, *(catalog.product_names if catalog else ()))
         ),
+        capabilities=_asks_capabilities(text),
     )
 
 
@@ -257,4 +280,5 @@ def understand(
         sensitive=reading.sensitive,
         identity=reading.identity,
         to_store=reading.to_store,
+        capabilities=reading.capabilities,
     )
