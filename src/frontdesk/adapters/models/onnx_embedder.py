@@ -250,9 +250,12 @@ class OnnxEmbedder(Embedder):
         sha256: str = MODEL_SHA256,
         name: str | None = None,
         integer: bool = True,
+        tokenizer: Path | None = None,
     ) -> None:
-        """The built-in encoder by default; or the ONNX file ``model_path`` (same inputs and
-        output, e.g. a fine-tuned encoder), checked against ``sha256`` and called ``name``.
+        """The built-in encoder by default; or the ONNX file ``model_path`` (the same output,
+        e.g. a fine-tuned encoder), checked against ``sha256`` and called ``name``. Another
+        transformer (the larger encoder of a second opinion) brings its ``tokenizer`` file;
+        its inputs and its vectors' size are read from the file.
 
         The built-in file multiplies its weights as integers (:func:`blockwise_int8`) unless
         ``integer`` is false: then its graph runs as it ships, as Frontdesk's encoder did until
@@ -277,7 +280,19 @@ class OnnxEmbedder(Embedder):
                     f"{path}: {rewritten} weight multiplications found, not {WEIGHT_MATMULS}"
                 )
         self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        self._tokenizer = Tokenizer.from_file(str(TOKENIZER))
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        size = self._session.get_outputs()[0].shape[-1]
+        if isinstance(size, int):
+            self.dimension = size
+        self._tokenizer = Tokenizer.from_file(str(tokenizer or TOKENIZER))
+        self._pad = next(
+            (
+                int(i)
+                for t in ("[PAD]", "<pad>")
+                if (i := self._tokenizer.token_to_id(t)) is not None
+            ),
+            0,
+        )
         self._tokenizer.enable_truncation(MAX_TOKENS)
         self._tokenizer.no_padding()  # the file pads to 128; batches are padded in _run
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
@@ -312,14 +327,15 @@ class OnnxEmbedder(Embedder):
 
     def _run(self, sequences: list[list[int]]) -> Vector:
         width = max(len(ids) for ids in sequences)
-        ids = np.zeros((len(sequences), width), dtype=np.int64)
+        ids = np.full((len(sequences), width), self._pad, dtype=np.int64)
         mask = np.zeros((len(sequences), width), dtype=np.int64)
         for row, sequence in enumerate(sequences):
             ids[row, : len(sequence)] = sequence
             mask[row, : len(sequence)] = 1
-        hidden: Vector = self._session.run(
-            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        )[0]
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        hidden: Vector = self._session.run(None, feed)[0]
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
