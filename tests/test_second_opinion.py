@@ -47,9 +47,9 @@ def test_that_the_second_opinion_is_saved_in_the_version_with_its_encoder_and_to
     second: tuple[Path, Path, str],
 ) -> None:
     path, _, output = second
-    assert "second opinion under confidence 0.8: all-mpnet-base-v2" in output
+    assert "second opinion under confidence 0.9: all-mpnet-base-v2" in output
     meta = json.loads((path / "meta.json").read_text())
-    assert meta["second_below"] == 0.8
+    assert meta["second_below"] == 0.9
     assert meta["second_opinion"]["encoder_base"].startswith("all-mpnet-base-v2 fp32")
     inner = json.loads((path / "second" / "meta.json").read_text())
     assert (
@@ -58,7 +58,7 @@ def test_that_the_second_opinion_is_saved_in_the_version_with_its_encoder_and_to
     assert inner["encoder_sha256"] == finetune_encoder.file_sha256(path / "second" / "encoder.onnx")
     assert inner["encoder"].startswith("all-mpnet-base-v2-tuned-")
     listed = runner.invoke(app, ["models", "list", "--data-dir", str(path.parents[3])])
-    assert "asks a second opinion under confidence 0.8" in listed.output
+    assert "asks a second opinion under confidence 0.9" in listed.output
 
 
 async def test_that_messages_the_model_is_unsure_of_are_decided_by_the_second_opinion(
@@ -67,7 +67,7 @@ async def test_that_messages_the_model_is_unsure_of_are_decided_by_the_second_op
     path, _, _ = second
     model = IntentModel.load(path)
     try:
-        assert model.second is not None and model.second_below == 0.8
+        assert model.second is not None and model.second_below == 0.9
         assert model.own_encoder is not None and model.second.own_encoder is not None
         assert model.own_encoder.dimension == 384 and model.second.own_encoder.dimension == 768
         texts = [

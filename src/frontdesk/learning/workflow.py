@@ -27,7 +27,7 @@ KIND = "intents"
 EMBED_BATCH = 64
 # A second opinion decides for the messages whose confidence is under this. Chosen on the
 # held-out fifth of BANKING77's training file, 10 examples per intent (docs/learning.md).
-SECOND_BELOW = 0.8
+SECOND_BELOW = 0.9
 Progress = Callable[[str, int, int], None]
 
 FALLBACK_NOTE = (
