@@ -43,6 +43,10 @@ async def test_that_out_of_scope_questions_get_a_clarifying_question_not_an_answ
         ("Does your Water Bottle keep drinks cold?", True),  # a product of the catalog
         ("Is Northwind Outfitters open on Sundays? Are you?", True),  # the company's own name
         ("Can you tell me Amazon's return policy?", False),  # another company
+        ("can you tell me amazon's return policy?", False),  # its possessive, in lower case
+        ("HOW DO I UNSUBSCRIBE FROM YOUR EMAILS", True),  # capitals: no case to read names by
+        ("WHAT IS AMAZON'S RETURN POLICY? AND YOURS?", False),
+        ("is your backpack's strap adjustable?", True),  # the catalog's own
         ("what are your hours? same as Walmart?", False),
         ("What's the return policy at Home Depot?", False),  # not put to the store
         ("how do I track my order", False),
@@ -95,6 +99,8 @@ async def test_that_words_of_a_flow_do_not_start_it_for_an_out_of_scope_question
         ("hi, what kind of things can you help me with?", True),
         ("What else can you help with?", True),
         ("what are you able to do?", True),
+        ("hi, what kind of things You can help me with?", True),
+        ("Just answer me. What can you do?", True),  # a short remark in front
         ("what can you do about my late order?", False),  # a request: the flows and the rest
         ("what can you tell me about the backpack", False),
         ("can you help me with my order", False),

@@ -274,16 +274,20 @@ class _Run:
     def general_question(self) -> bool:
         """A question about how things work, not a request about the customer's own things.
         Read on the last sentence of the request ("Just tell me. How do exchanges work?")."""
-        core = self.turn.core or self.turn.text
-        sentences = [x for x in re.split(r"(?<=[.!?])\s+", core.strip()) if x]
-        while len(sentences) > 1 and _COURTESY.match(sentences[-1]):
-            sentences.pop()
-        last = _LEAD_IN.sub("", sentences[-1] if sentences else core, count=1)
-        last = _INDIRECT.sub("", last, count=1)
+        last = _INDIRECT.sub("", self.last_sentence(), count=1)
         asks = _QUESTION.match(last) is not None or _POLICY.search(last) is not None
         if _HYPOTHETICAL.match(last):
             return True
         return asks and not _PERSONAL.search(last)
+
+    def last_sentence(self) -> str:
+        """The request's last sentence, less a closing courtesy ("… Thanks!") and words in
+        front that do not change it ("actually wait, …")."""
+        core = self.turn.core or self.turn.text
+        sentences = [x for x in re.split(r"(?<=[.!?])\s+", core.strip()) if x]
+        while len(sentences) > 1 and _COURTESY.match(sentences[-1]):
+            sentences.pop()
+        return _LEAD_IN.sub("", sentences[-1] if sentences else core, count=1)
 
     def knowledge_first(self) -> bool:
         return self.general_question() and self.turn.confidence >= self.rt.threshold
@@ -406,7 +410,7 @@ class _Run:
         that a FAQ entry (a passage titled with a question) answers nearly word for word,
         naming no order: its answer goes before the flow's first question."""
         return (
-            _CAN_I.match(self.turn.core or self.turn.text) is not None
+            _CAN_I.match(self.last_sentence()) is not None
             and "order_id" not in self.kinds
             and bool(self.turn.passages)
             and self.turn.passages[0].title.rstrip().endswith("?")

@@ -67,38 +67,48 @@ _NOT_NAMES = frozenset(
     {"i", "i'm", "i've", "i'd", "i'll", *_MONTHS}
     | {f"{day}day{s}" for day in _DAYS for s in ("", "s")}
 )
+# "amazon's return policy" typed in lower case: a possessive of another name.
+_POSSESSIVE = re.compile(r"\b([a-z][\w-]*)['’]s\b", re.IGNORECASE)
+_NOT_POSSESSORS = frozenset((
+    "it", "what", "that", "there", "here", "let", "who", "how", "where", "when", "he", "she",
+    "this", "one", "today", "everyone", "someone", "somebody", "nobody", "else",
+))  # fmt: skip
 
 
 def asks_the_store(text: str, own_names: Sequence[str] = ()) -> bool:
     """Whether ``text`` addresses the store ("you", "your") and names nothing else with a
-    capital letter mid-sentence: "I", days, months and the words of ``own_names`` (the
-    company's name, the catalog's products) do not count; nor do placeholders such as
-    ``<PERSON_1>``."""
+    capital letter mid-sentence, nor anything else's with "'s": "I", days, months and the
+    words of ``own_names`` (the company's name, the catalog's products) do not count; nor do
+    placeholders such as ``<PERSON_1>``. A message in capitals alone has no case to tell
+    names by: only its possessives count."""
     text = text.strip()
     if not _TO_STORE.search(text):
         return False
     own = {w.lower() for name in own_names for w in name.split()}
-    return all(m.group().lower() in own | _NOT_NAMES for m in _NAMED.finditer(text))
+    cased = text if any(c.islower() for c in text) else ""
+    if any(m.group().lower() not in own | _NOT_NAMES for m in _NAMED.finditer(cased)):
+        return False
+    return all(m.group(1).lower() in own | _NOT_POSSESSORS for m in _POSSESSIVE.finditer(text))
 
 
 # "What can you do?": the help centre's article on it rarely matches so short a question, and
 # the intent model reads it as out of scope.
 _CAPABILITIES = re.compile(
-    r"^\s*(?:hi|hello|hey|so|ok(?:ay)?)?[,!. ]*"
-    r"(?:what|how)(?: (?:else|kind of things|sort of things|things|exactly))? (?:can|could) "
-    r"(?:you|u) (?:do|help(?: me)?(?: with)?)(?: for me)?"
-    r"|^\s*(?:hi|hello|hey|so|ok(?:ay)?)?[,!. ]*what (?:are you able to do|do you do|"
-    r"can i ask you(?: about)?|are you for)",
+    r"^\s*(?:(?:hi|hello|hey|so|ok(?:ay)?)[,!. ]+)?"
+    r"(?:(?:what|how)(?: (?:else|kind of things|sort of things|things|exactly))? "
+    r"(?:(?:can|could) (?:you|u)|(?:you|u) (?:can|could)) (?:do|help(?: me)?(?: with)?)"
+    r"(?: for me)?"
+    r"|what (?:are you able to do|do you do|can i ask you(?: about)?|are you for))"
+    r"\s*(?:here|exactly|today)?\s*[?!.]*\s*$",
     re.IGNORECASE,
 )
-_CAPABILITIES_END = re.compile(r"\s*(?:here|exactly|today)?\s*[?!.]*\s*$", re.IGNORECASE)
 
 
 def _asks_capabilities(text: str) -> bool:
-    """The whole message asks what the assistant can do ("what can you do?", "hi, what kind of
-    things can you help me with?")."""
-    found = _CAPABILITIES.match(text)
-    return found is not None and _CAPABILITIES_END.fullmatch(text[found.end() :]) is not None
+    """The message asks what the assistant can do ("what can you do?", "hi, what kind of
+    things can you help me with?"), alone or after a short remark ("Just answer me. What can
+    you do?")."""
+    return _small_talk(_CAPABILITIES, text)
 
 
 @dataclass(frozen=True, slots=True)
