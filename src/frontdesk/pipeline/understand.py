@@ -85,10 +85,11 @@ def asks_the_store(text: str, own_names: Sequence[str] = ()) -> bool:
     if not _TO_STORE.search(text):
         return False
     own = {w.lower() for name in own_names for w in name.split()}
+    names, possessors = own | _NOT_NAMES, own | _NOT_POSSESSORS
     cased = text if any(c.islower() for c in text) else ""
-    if any(m.group().lower() not in own | _NOT_NAMES for m in _NAMED.finditer(cased)):
+    if any(m.group().lower() not in names for m in _NAMED.finditer(cased)):
         return False
-    return all(m.group(1).lower() in own | _NOT_POSSESSORS for m in _POSSESSIVE.finditer(text))
+    return all(m.group(1).lower() in possessors for m in _POSSESSIVE.finditer(text))
 
 
 # "What can you do?": the help centre's article on it rarely matches so short a question, and
