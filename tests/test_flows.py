@@ -513,6 +513,22 @@ async def test_that_a_damaged_item_goes_to_a_person_with_the_order(
     assert "Damaged, wrong or missing item in order #W1067251" in record.summary["bot_did"]
 
 
+async def test_that_a_double_charge_goes_to_a_person_with_the_order(
+    client: httpx.AsyncClient, frontdesk: Frontdesk
+) -> None:
+    # The intent model reads "I was charged twice" as damaged_item (it has no billing intent),
+    # so the person got the order with "Damaged, wrong or missing item" as its summary.
+    cid, _ = await verified(client, "I was charged twice for my order")
+    result = await say(client, cid, "#W1067251")
+    assert "check the payment, so I'm passing them order #W1067251" in result["replies"][0]["text"]
+    assert result["handoff"] is True
+    record = await frontdesk.db.run(lambda s: people.latest_handoff(s, cid))
+    assert record is not None
+    summary = record.summary["bot_did"]
+    assert "Billing problem (a charge that looks wrong) on order #W1067251" in summary
+    assert "Damaged" not in summary
+
+
 # --- digressions, switches, stopping ------------------------------------------------------
 
 
