@@ -125,6 +125,42 @@ async def test_that_what_can_you_do_is_answered_with_what_the_assistant_does(
     assert reply["citations"] == []
 
 
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [
+        ("when is customer support open?", True),
+        ("What hours can I talk to a person?", True),
+        ("when can I speak to someone", True),
+        ("is your support team available on weekends?", True),
+        ("what are your customer service hours?", True),
+        ("hi, how late are your agents around?", True),
+        ("is an agent available now?", False),  # a request for one now
+        ("when are you open? I need a human", False),  # a question, then a request
+        ("I want to talk to a person", False),
+        ("can I talk to a human", False),
+    ],
+)
+def test_that_when_people_are_there_is_told_from_a_request_for_one(text: str, asks: bool) -> None:
+    from frontdesk.pipeline.understand import asks_when_open
+
+    assert asks_when_open(text) is asks
+
+
+async def test_that_when_customer_support_is_open_is_answered_not_handed_over(
+    smart_client: httpx.AsyncClient,
+) -> None:
+    """The demo's intent model reads it as talk_to_human (0.90): it was handed to a person (or
+    got "our support team is away" at night), without the hours it asked for."""
+    conversation_id = await open_conversation(smart_client)
+    result = await say(smart_client, conversation_id, "when is customer support open?")
+    [reply] = result["replies"]
+    assert result["handoff"] is False
+    assert "Monday–Friday: 9:00–18:00 Eastern Time" in reply["text"]
+    assert reply["citations"][0]["id"] == "talking-to-a-human-agent"
+    asked = await say(smart_client, conversation_id, "I want to talk to a person")
+    assert asked["handoff"] is True
+
+
 async def test_that_in_scope_questions_are_still_answered(
     smart_client: httpx.AsyncClient,
 ) -> None:

@@ -66,12 +66,13 @@ def decide(
 ) -> Decision:
     """The next move and the conversation state to carry forward.
 
-    In order: a request for a person, an answer to the offer of one, frustration, small talk
-    ("are you a bot?" is answered truthfully, with the offer of a person; "what can you do?" with
-    what the assistant does), out of scope (ask
-    again, then offer a person; but a question to the store itself that the knowledge answers
-    with confidence is answered), a confident answer from the knowledge, and otherwise ask to
-    rephrase (then offer a person)."""
+    In order: a request for a person (but "when is customer support open?" is answered when
+    the knowledge answers it with confidence), an answer to the offer of one, frustration,
+    small talk ("are you a bot?" is answered truthfully, with the offer of a person; "what can
+    you do?" with what the assistant does), out of scope (ask again, then offer a person; but
+    a question to the store itself that the knowledge answers with confidence is answered), a
+    confident answer from the knowledge, and otherwise ask to rephrase (then offer a
+    person)."""
     state = dict(context.state)
     offered = bool(state.pop("offered_human", False))
     streak = int(state.get("low_confidence_streak", 0))
@@ -99,7 +100,8 @@ def decide(
             return done(Action.OFFER_HUMAN, f"{reason}_repeated", low=True, offer=True)
         return done(Action.REPHRASE, reason, low=True)
 
-    if understanding.wants_human:
+    confident = understanding.best is not None and understanding.confidence >= threshold
+    if understanding.wants_human and not (understanding.when_open and confident):
         return done(Action.HANDOFF, "customer_request")
     if understanding.sensitive is not None:
         return done(Action.HANDOFF, f"sensitive:{understanding.sensitive}")
@@ -119,7 +121,6 @@ def decide(
         return done(Action.IDENTITY, "identity", offer=True)
     if understanding.capabilities:
         return done(Action.CAPABILITIES, "capabilities")
-    confident = understanding.best is not None and understanding.confidence >= threshold
     if understanding.out_of_scope and not (confident and understanding.to_store):
         return unclear("out_of_scope")
     if confident:

@@ -112,6 +112,26 @@ def _asks_capabilities(text: str) -> bool:
     return _small_talk(_CAPABILITIES, text)
 
 
+# "When is customer support open?", "what hours can I talk to a person?": one question about
+# when people are there, which the help centre answers, not a request for one now ("is an
+# agent available now?" and "when are you open? I need a human" are requests).
+_WHEN_OPEN = re.compile(
+    r"^\s*(?:(?:hi|hello|hey|so|ok(?:ay)?|and)[,!. ]+)?"
+    r"(?:when\b|what (?:time|times|hours|days)\b|which (?:days|hours)\b|how late\b"
+    r"|until what time\b|what(?:['’]s| is| are) (?:your|the)\b[^.!?]{0,40}\bhours\b"
+    r"|(?:are|is|do|does)\b[^.!?]{0,40}\b(?:open|available|around|work|working)\b[^.!?]{0,20}"
+    r"\b(?:on|at|during|weekends?|sundays?|saturdays?|holidays?|evenings?|nights?|hours)\b)"
+    r"(?![^.!?]*\bnow\b)[^.!?]*[.?!]*\s*$",
+    re.IGNORECASE,
+)
+
+
+def asks_when_open(text: str) -> bool:
+    """The message is one question about when the store's people are there (see
+    ``_WHEN_OPEN``)."""
+    return _WHEN_OPEN.match(text) is not None
+
+
 @dataclass(frozen=True, slots=True)
 class Understanding:
     passages: tuple[Passage, ...]
@@ -130,6 +150,7 @@ class Understanding:
     identity: bool = False  # asks whether it is talking to a bot or a person
     to_store: bool = False  # asks the store itself, naming no other company (asks_the_store)
     capabilities: bool = False  # asks what the assistant can do
+    when_open: bool = False  # asks when people are there (asks_when_open)
 
     @property
     def best(self) -> Passage | None:
@@ -190,7 +211,7 @@ def needs_knowledge(text: str, guidelines: Guidelines) -> bool:
         _GREETING.match(text)
         or _THANKS.match(text)
         or _GOODBYE.match(text)
-        or any(p.search(text) for p in human)
+        or (any(p.search(text) for p in human) and not asks_when_open(text))
     )
 
 
@@ -213,6 +234,7 @@ class Reading:
     identity: bool = False
     to_store: bool = False
     capabilities: bool = False
+    when_open: bool = False
 
 
 def read(
@@ -246,6 +268,7 @@ def read(
             text, (guidelines.company_name, *(catalog.product_names if catalog else ()))
         ),
         capabilities=_asks_capabilities(text),
+        when_open=asks_when_open(text),
     )
 
 
@@ -292,4 +315,5 @@ def understand(
         identity=reading.identity,
         to_store=reading.to_store,
         capabilities=reading.capabilities,
+        when_open=reading.when_open,
     )
