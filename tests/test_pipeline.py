@@ -66,6 +66,25 @@ def test_that_low_confidence_asks_to_rephrase_then_offers_a_person() -> None:
     assert accepted.action is Action.HANDOFF and accepted.reason == "accepted_offer"
 
 
+def test_that_a_passage_at_the_sure_bar_answers_what_the_intents_call_out_of_scope() -> None:
+    from frontdesk.learning.intents import Prediction
+
+    outside = Prediction("oos", 0.64, out_of_scope=True)
+    for similarity, text, action in (
+        (0.77, "What does pending mean?", Action.ANSWER),
+        (0.69, "What does pending mean?", Action.REPHRASE),  # under the sure bar
+        (0.77, "What's Amazon's return policy?", Action.REPHRASE),  # another company's
+        (0.77, "Does Walmart deliver on Sundays?", Action.REPHRASE),
+    ):
+        passage = replace(PASSAGE, similarity=similarity)
+        understanding = understand(text, [passage], GUIDELINES, intent=outside)
+        decision = decide(_context(), understanding, GUIDELINES, 0.42, text, sure=0.7)
+        assert decision.action is action, text
+    # Without a sure bar (the default), out of scope stays out of scope.
+    understanding = understand("What does pending mean?", [PASSAGE], GUIDELINES, intent=outside)
+    assert decide(_context(), understanding, GUIDELINES, 0.42).action is Action.REPHRASE
+
+
 def test_that_the_offer_threshold_comes_from_the_guidelines() -> None:
     patient = parse_guidelines("escalation: {low_confidence_turns: 3}")
     understanding = understand("blorp", [], patient)

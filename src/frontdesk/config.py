@@ -93,6 +93,15 @@ class Settings(BaseSettings):
             "(intents.articles in the guidelines): two signals agree, so a lower bar."
         ),
     )
+    sure_answer_threshold: float = Field(
+        default=0.7,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Similarity at or above which the best passage answers although the intent model "
+            "calls the message out of scope, or names articles that do not hold that passage."
+        ),
+    )
     retrieval_top_k: int = Field(default=5, ge=1, description="Passages kept after fusion.")
     embedding_threads: int = Field(
         default=1, ge=1, description="onnxruntime intra-op threads for the sentence encoder."

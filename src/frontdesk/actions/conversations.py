@@ -478,7 +478,9 @@ async def _think(
     elif flow is not None:
         decision, draft = _flow_decision(flow, understanding, guidelines, open_now)
     else:
-        decision = decide(context, understanding, guidelines, threshold, text)
+        decision = decide(
+            context, understanding, guidelines, threshold, text, settings.sure_answer_threshold
+        )
         draft = respond(decision, understanding, guidelines, open_now=open_now)
         if fd.chat_model is not None and model_turn.wants_model(decision.action, decision.reason):
             decision, written = await model_turn.compose(
@@ -537,6 +539,10 @@ def _answered(state: dict[str, Any]) -> dict[str, Any]:
     return carried
 
 
+# How much closer than the intent's best passage another must be to keep its place.
+_CLEARLY_CLOSER = 0.1
+
+
 def _by_intent(
     fd: Frontdesk,
     text: str,
@@ -548,9 +554,11 @@ def _by_intent(
 ) -> tuple[list[Passage], bool]:
     """``passages`` with the best passage of the articles that answer the predicted intent
     (``intents.articles``) first, and True, when that passage reaches the lower bar of
-    agreement; otherwise ``passages`` as they are, and False. A FAQ entry that summarises one
-    of the articles answers one precise question ("Can I pay with a gift card?": "Yes, if
-    ..."), so it needs the usual bar; below it, the articles' own passages are looked at."""
+    agreement and no passage outside them matches clearly more closely (by
+    ``_CLEARLY_CLOSER``) at ``sure_answer_threshold`` or above; otherwise ``passages`` as they
+    are, and False. A FAQ entry that summarises one of the articles answers one precise
+    question ("Can I pay with a gift card?": "Yes, if ..."), so it needs the usual bar; below
+    it, the articles' own passages are looked at."""
     articles = intent_articles(intent, profile.guidelines.intents)
     if not articles:
         return passages, False
@@ -563,6 +571,16 @@ def _by_intent(
     ):
         best = fd.retriever.best_within(text, vector, articles, lexical, summaries=False)
     if best is None or best.similarity < settings.agreed_answer_threshold:
+        return passages, False
+    top = passages[0] if passages else None
+    if (
+        top is not None
+        and top.similarity >= settings.sure_answer_threshold
+        and top.similarity >= best.similarity + _CLEARLY_CLOSER
+    ):
+        # A passage elsewhere matches the question closely ("Will you ever ask for my card
+        # number in chat?" is a FAQ entry on security, 0.81; the intent payment_methods, whose
+        # best passage is at 0.46).
         return passages, False
     others = [p for p in passages if p.chunk_id != best.chunk_id]
     return [best, *others][: max(len(passages), 1)], True

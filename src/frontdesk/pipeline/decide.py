@@ -63,6 +63,7 @@ def decide(
     guidelines: Guidelines,
     threshold: float,
     text: str = "",
+    sure: float | None = None,
 ) -> Decision:
     """The next move and the conversation state to carry forward.
 
@@ -70,9 +71,10 @@ def decide(
     the knowledge answers it with confidence), an answer to the offer of one, frustration,
     small talk ("are you a bot?" is answered truthfully, with the offer of a person; "what can
     you do?" with what the assistant does), out of scope (ask again, then offer a person; but
-    a question to the store itself that the knowledge answers with confidence is answered), a
-    confident answer from the knowledge, and otherwise ask to rephrase (then offer a
-    person)."""
+    a question to the store itself that the knowledge answers with confidence is answered, and
+    so is one that a passage matches at ``sure`` or above, naming no other company: "What does
+    pending mean?"), a confident answer from the knowledge, and otherwise ask to rephrase
+    (then offer a person)."""
     state = dict(context.state)
     offered = bool(state.pop("offered_human", False))
     streak = int(state.get("low_confidence_streak", 0))
@@ -121,7 +123,17 @@ def decide(
         return done(Action.IDENTITY, "identity", offer=True)
     if understanding.capabilities:
         return done(Action.CAPABILITIES, "capabilities")
-    if understanding.out_of_scope and not (confident and understanding.to_store):
+    sure_answer = (
+        confident
+        and sure is not None
+        and understanding.confidence >= sure
+        and understanding.own_names_only
+    )
+    if (
+        understanding.out_of_scope
+        and not (confident and understanding.to_store)
+        and not sure_answer
+    ):
         return unclear("out_of_scope")
     if confident:
         return done(Action.ANSWER, "confident")

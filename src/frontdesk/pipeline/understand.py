@@ -76,14 +76,17 @@ _NOT_POSSESSORS = frozenset((
 
 
 def asks_the_store(text: str, own_names: Sequence[str] = ()) -> bool:
-    """Whether ``text`` addresses the store ("you", "your") and names nothing else with a
-    capital letter mid-sentence, nor anything else's with "'s": "I", days, months and the
-    words of ``own_names`` (the company's name, the catalog's products) do not count; nor do
-    placeholders such as ``<PERSON_1>``. A message in capitals alone has no case to tell
-    names by: only its possessives count."""
+    """Whether ``text`` addresses the store ("you", "your") and names nothing else
+    (:func:`names_nothing_else`)."""
+    return _TO_STORE.search(text) is not None and names_nothing_else(text, own_names)
+
+
+def names_nothing_else(text: str, own_names: Sequence[str] = ()) -> bool:
+    """Whether ``text`` names nothing with a capital letter mid-sentence, nor anything's with
+    "'s", but the store's own: "I", days, months and the words of ``own_names`` (the company's
+    name, the catalog's products) do not count; nor do placeholders such as ``<PERSON_1>``. A
+    message in capitals alone has no case to tell names by: only its possessives count."""
     text = text.strip()
-    if not _TO_STORE.search(text):
-        return False
     own = {w.lower() for name in own_names for w in name.split()}
     names, possessors = own | _NOT_NAMES, own | _NOT_POSSESSORS
     cased = text if any(c.islower() for c in text) else ""
@@ -149,6 +152,7 @@ class Understanding:
     sensitive: str | None = None  # the sensitive topic the message touches (guidelines)
     identity: bool = False  # asks whether it is talking to a bot or a person
     to_store: bool = False  # asks the store itself, naming no other company (asks_the_store)
+    own_names_only: bool = False  # names no other company or place (names_nothing_else)
     capabilities: bool = False  # asks what the assistant can do
     when_open: bool = False  # asks when people are there (asks_when_open)
 
@@ -233,6 +237,7 @@ class Reading:
     sensitive: str | None
     identity: bool = False
     to_store: bool = False
+    own_names_only: bool = False
     capabilities: bool = False
     when_open: bool = False
 
@@ -249,6 +254,9 @@ def read(
     message before the spelling stage, if it differs."""
     human, yes, no = _patterns(guidelines.escalation)
     farewell = _small_talk(_GOODBYE, text)
+    own_only = names_nothing_else(
+        text, (guidelines.company_name, *(catalog.product_names if catalog else ()))
+    )
     return Reading(
         text=text,
         guidelines=guidelines,
@@ -264,9 +272,8 @@ def read(
         sensitive=guidelines.escalation.sensitive_topic(text)
         or (guidelines.escalation.sensitive_topic(typed) if typed else None),
         identity=_small_talk(_IDENTITY, text),
-        to_store=asks_the_store(
-            text, (guidelines.company_name, *(catalog.product_names if catalog else ()))
-        ),
+        to_store=_TO_STORE.search(text) is not None and own_only,
+        own_names_only=own_only,
         capabilities=_asks_capabilities(text),
         when_open=asks_when_open(text),
     )
@@ -314,6 +321,7 @@ def understand(
         sensitive=reading.sensitive,
         identity=reading.identity,
         to_store=reading.to_store,
+        own_names_only=reading.own_names_only,
         capabilities=reading.capabilities,
         when_open=reading.when_open,
     )
