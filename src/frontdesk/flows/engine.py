@@ -108,7 +108,11 @@ _NOT_PRICE = re.compile(
 # answer comes first, then the flow's first question. Measured on the demo: "Can I cancel my
 # order?" 0.86, "... change the payment method on my order?" 0.81; "Can I change the size of
 # an item in my order?" 0.67 (its best entry is about exchanges after delivery: misleading).
-_CAN_I = re.compile(r"^\s*(?:(?:can|could|may) (?:i|we)|is it possible to|am i able to)\b", re.I)
+_ASKS = re.compile(
+    r"^\s*(?:(?:can|could|may) (?:i|we)|is it possible to|am i able to"
+    r"|how|what|when|where|which|why|who|do|does|is|are|will|would|should)\b",
+    re.I,
+)
 _ANSWER_FIRST = 0.75
 _HOW_TO = re.compile(r"^\s*(how|where)\s+(do|can|should|would)\s+(i|we|you)\b|^\s*how\s+to\b", re.I)
 _PERSONAL = re.compile(
@@ -406,11 +410,13 @@ class _Run:
         return True
 
     def answers_first(self) -> bool:
-        """A question whether it can be done ("Can I change the payment method on my order?")
-        that a FAQ entry (a passage titled with a question) answers nearly word for word,
-        naming no order: its answer goes before the flow's first question."""
+        """A question ("Can I change the payment method on my order?", "When do I get my refund
+        after cancelling my order?") that a FAQ entry (a passage titled with a question)
+        answers nearly word for word, naming no order: its answer goes before the flow's first
+        question."""
+        last = self.last_sentence()
         return (
-            _CAN_I.match(self.last_sentence()) is not None
+            (_ASKS.match(last) is not None or last.rstrip().endswith("?"))
             and "order_id" not in self.kinds
             and bool(self.turn.passages)
             and self.turn.passages[0].title.rstrip().endswith("?")
