@@ -134,6 +134,7 @@ async def test_that_what_can_you_do_is_answered_with_what_the_assistant_does(
         ("is your support team available on weekends?", True),
         ("what are your customer service hours?", True),
         ("hi, how late are your agents around?", True),
+        ("Just answer me. when is customer support open?", True),  # a short remark in front
         ("is an agent available now?", False),  # a request for one now
         ("when are you open? I need a human", False),  # a question, then a request
         ("I want to talk to a person", False),

@@ -131,8 +131,8 @@ _WHEN_OPEN = re.compile(
 
 def asks_when_open(text: str) -> bool:
     """The message is one question about when the store's people are there (see
-    ``_WHEN_OPEN``)."""
-    return _WHEN_OPEN.match(text) is not None
+    ``_WHEN_OPEN``), alone or after a short remark ("Just answer me. When is ...?")."""
+    return _small_talk(_WHEN_OPEN, text)
 
 
 @dataclass(frozen=True, slots=True)
