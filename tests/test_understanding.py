@@ -126,6 +126,28 @@ async def test_that_what_can_you_do_is_answered_with_what_the_assistant_does(
 
 
 @pytest.mark.parametrize(
+    ("text", "greets"),
+    [
+        ("hello there!", True),
+        ("hello? anyone there?", True),  # "hello?" in front had left "? anyone there?"
+        ("are you there?", True),
+        ("hi, is anybody here?", True),
+        ("hello? where is my order", False),  # the request, without the greeting
+        ("is anyone there to help me with a return?", False),
+    ],
+)
+def test_that_a_greeting_or_a_check_that_someone_is_there_is_a_greeting(
+    text: str, greets: bool
+) -> None:
+    from frontdesk.company.guidelines import Guidelines
+    from frontdesk.pipeline.spelling import strip_preamble
+    from frontdesk.pipeline.understand import read
+
+    assert read(strip_preamble(text), Guidelines()).greeting is greets
+    assert strip_preamble("hello? where is my order") == "where is my order"
+
+
+@pytest.mark.parametrize(
     ("text", "asks"),
     [
         ("when is customer support open?", True),

@@ -85,7 +85,7 @@ class Speller:
 
 _PREAMBLE = re.compile(
     r"^\s*(?:"
-    r"(?:hi|hello|hey|hiya|good (?:morning|afternoon|evening))(?: there)?[\s,!.]*"
+    r"(?:hi|hello|hey|hiya|good (?:morning|afternoon|evening))(?: there)?[\s,!.?]*"
     r"|(?:(?:i'?m|i am|my name is|this is|it'?s) [A-Za-zÀ-ÿ'-]+(?: [A-Za-zÀ-ÿ'-]+)?[.!]\s*)"
     r"|(?:(?:could|can|would) you (?:please )?help(?: me)?(?: please)?\??[.!]?\s*)"
     r")+",

@@ -20,8 +20,12 @@ from frontdesk.learning.intents import Prediction
 from frontdesk.pipeline.entities import Entity, extract
 from frontdesk.pipeline.sentiment import Mood, mood
 
+# A greeting, or a check that someone is there ("hello? anyone there?", "are you there?").
 _GREETING = re.compile(
-    r"^\s*(hi|hello|hey|hiya|howdy|good (morning|afternoon|evening))( there)?\s*[!.,]*\s*$",
+    r"^\s*(?:(?:hi|hello|hey|hiya|howdy|good (?:morning|afternoon|evening))(?: there)?"
+    r"(?:[\s!.,?]+(?:(?:is )?any(?:one|body) (?:there|here|around|home)|(?:are )?(?:you|u) "
+    r"(?:still )?(?:there|here)))?|(?:is )?any(?:one|body) (?:there|here|around|home)"
+    r"|(?:are )?(?:you|u) (?:still )?(?:there|here))\s*[!.,?]*\s*$",
     re.IGNORECASE,
 )
 _THANKS = re.compile(
