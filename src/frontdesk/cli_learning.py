@@ -132,8 +132,9 @@ def train_intents_command(
             "--second-opinion",
             help="Also fine-tune a larger encoder (all-mpnet-base-v2) on the same examples: "
             "it classifies the messages the model is unsure of (confidence under 0.9). "
-            "Needs the frontdesk\\[train] and frontdesk\\[large] extras; about 5 minutes "
-            "more for 10 examples of 77 intents, and 10-15 ms for a message it decides.",
+            "Needs the frontdesk\\[train] and frontdesk\\[large] extras; 5-12 minutes "
+            "more for 10 examples of 77 intents, over half an hour for 10,000 examples, and "
+            "10-15 ms for a message it decides.",
         ),
     ] = False,
     data_dir: DataDirOpt = None,
