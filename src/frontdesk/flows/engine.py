@@ -103,11 +103,12 @@ _NOT_PRICE = re.compile(
     r"\b(ship|shipping|shipped|deliver|delivery|return|returns|refund|tax|taxes|duties|customs)\b",
     re.IGNORECASE,
 )
-# "Can I cancel my order?": a question whether something can be done, which also asks to do
-# it. When a FAQ entry answers that very question (its question at least this similar), the
-# answer comes first, then the flow's first question. Measured on the demo: "Can I cancel my
-# order?" 0.86, "... change the payment method on my order?" 0.81; "Can I change the size of
-# an item in my order?" 0.67 (its best entry is about exchanges after delivery: misleading).
+# "Can I cancel my order?", "When do I get my refund after cancelling my order?": a question
+# that also starts a flow. When a FAQ entry answers that very question (its question at least
+# this similar), the answer comes first, then the flow's first question. Measured on the demo:
+# "Can I cancel my order?" 0.86, "... change the payment method on my order?" 0.81, "When do
+# I get my refund ...?" 0.81; "Can I change the size of an item in my order?" 0.67 (its best
+# entry is about exchanges after delivery: misleading).
 _ASKS = re.compile(
     r"^\s*(?:(?:can|could|may) (?:i|we)|is it possible to|am i able to"
     r"|how|what|when|where|which|why|who|do|does|is|are|will|would|should)\b",
