@@ -377,6 +377,13 @@ def _summary(accuracies: list[float]) -> dict[str, Any]:
     }
 
 
+def _by_bar(by_confidence: dict[str, list[float]]) -> str:
+    """The second opinion's accuracy and share at each confidence bar, for the report."""
+    return "by the confidence under which it decides (accuracy, share it decides): " + ", ".join(
+        f"{t}: {a:.2f}, {100 * d:.1f}%" for t, (a, d) in by_confidence.items()
+    )
+
+
 def _ok(value: float, target: float) -> str:
     return "met" if value >= target else f"MISSED by {target - value:.2f}"
 
@@ -469,21 +476,16 @@ def report(result: dict[str, Any]) -> None:
     if second:
         lat = second["latency_ms"]
         print(f"second opinion: decides {100 * second['decided_by_second']:.1f}% of the "
-              f"messages; training it {second['seconds_mean']} s a seed; by the confidence under "
-              "which it decides (accuracy, share it decides): " + ", ".join(
-                  f"{t}: {a:.2f}, {100 * d:.1f}%" for t, (a, d) in second["by_confidence"].items()
-              ))  # fmt: skip
+              f"messages; training it {second['seconds_mean']} s a seed; "
+              + _by_bar(second["by_confidence"]))  # fmt: skip
         print(f"one message, fine-tuned MiniLM + heads, and the second opinion when unsure: "
               f"p50 {lat['p50']} ms, p95 {lat['p95']} ms (seed 0; target p50 <= 10 ms: "
               f"{'met' if lat['p50'] <= 10 else 'MISSED'})")  # fmt: skip
     if second_full:
         lat = second_full["latency_ms"]
         print(f"full data, second opinion: decides {100 * second_full['decided_by_second']:.1f}% "
-              f"of the messages; training it {second_full['seconds']} s; by the confidence under "
-              "which it decides (accuracy, share it decides): " + ", ".join(
-                  f"{t}: {a:.2f}, {100 * d:.1f}%"
-                  for t, (a, d) in second_full["by_confidence"].items()
-              ))  # fmt: skip
+              f"of the messages; training it {second_full['seconds']} s; "
+              + _by_bar(second_full["by_confidence"]))  # fmt: skip
         print(f"one message, full data, fine-tuned MiniLM + heads, and the second opinion when "
               f"unsure: p50 {lat['p50']} ms, p95 {lat['p95']} ms")  # fmt: skip
     print(f"machine load (1, 5, 15 min) at the end: {result['load_end']}")

@@ -144,6 +144,11 @@ def test_that_a_greeting_or_a_check_that_someone_is_there_is_a_greeting(
     from frontdesk.pipeline.understand import read
 
     assert read(strip_preamble(text), Guidelines()).greeting is greets
+
+
+def test_that_a_greeting_with_a_question_mark_is_stripped_from_the_request() -> None:
+    from frontdesk.pipeline.spelling import strip_preamble
+
     assert strip_preamble("hello? where is my order") == "where is my order"
 
 
